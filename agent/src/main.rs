@@ -1,0 +1,3 @@
+//! `jobflow-agent`: the in-cluster controller for JobFlows.
+
+fn main() {}

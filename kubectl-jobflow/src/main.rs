@@ -1,0 +1,3 @@
+//! `kubectl jobflow`: the kubectl plugin for JobFlows.
+
+fn main() {}

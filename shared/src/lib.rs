@@ -1,0 +1,10 @@
+//! zen-flow's core: the `JobFlow` API, validation, the DAG and the pure planner.
+//!
+//! Nothing here talks to the network; the agent and the kubectl plugin do IO around it.
+
+pub mod api;
+pub mod crd;
+pub mod dag;
+pub mod planner;
+pub mod validation;
+pub mod when;

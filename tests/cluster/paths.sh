@@ -1,0 +1,7 @@
+# Paths shared by the control-plane scripts (sourced, not run).
+# Binaries are cached per version outside the repository so every clone (and CI) reuses them.
+cluster_cache=${ZEN_FLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/zen-flow}
+CLUSTER_BIN=${ZEN_FLOW_CLUSTER_BIN:-$cluster_cache/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION}
+CLUSTER_SRC=$cluster_cache/src
+# Runtime state (PKI, etcd data, logs, PIDs, kubeconfig) of one running control plane.
+CLUSTER_STATE=${ZEN_FLOW_CLUSTER_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/.state}

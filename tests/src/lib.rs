@@ -1,0 +1,1 @@
+//! Helpers for the integration tests against the local control plane.
