@@ -1,2 +1,86 @@
-//! Validation of a JobFlow: every problem at once, each with a field path and a fix.
-//! (Interface fixed; implementation in progress.)
+//! Validation of a `JobFlow`: every problem at once, each with a field path and a fix.
+//!
+//! The one entry point for the webhook, the agent and the kubectl plugin: [`validate`] for a
+//! flow, [`validate_update`] for a change to one.
+
+mod conditions;
+mod duration;
+mod execution_policy;
+mod graph;
+mod job_template;
+mod names;
+mod parameters;
+mod problems;
+mod step;
+mod update;
+
+#[cfg(test)]
+mod tests;
+
+pub use duration::{ParseDurationError, parse_duration};
+pub use problems::{FieldProblem, ProblemKind, ValidationErrors};
+
+use crate::api::{JobFlow, JobFlowSpec, Step};
+use problems::Problems;
+
+/// Checks a flow and returns every problem found.
+pub fn validate(flow: &JobFlow) -> Result<(), ValidationErrors> {
+    let mut problems = Problems::default();
+    check_spec(&flow.spec, &mut problems);
+    problems.into_result()
+}
+
+/// Checks an update: `new` must be valid, and once `old` has started (`status.startTime` is
+/// set) its spec may change only in `spec.suspend`.
+pub fn validate_update(old: &JobFlow, new: &JobFlow) -> Result<(), ValidationErrors> {
+    let mut problems = Problems::default();
+    update::check_update(old, new, &mut problems);
+    check_spec(&new.spec, &mut problems);
+    problems.into_result()
+}
+
+/// A step with the path of its entry, e.g. `spec.finally[1]`.
+struct LocatedStep<'a> {
+    path: String,
+    step: &'a Step,
+    finally: bool,
+}
+
+fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
+    if spec.steps.is_empty() {
+        problems.invalid(
+            "spec.steps",
+            "a flow needs at least one step; add one under spec.steps",
+        );
+    }
+    let steps = locate_steps(spec);
+    let index_by_name = graph::check_graph(&steps, problems);
+    conditions::check_conditions(&steps, &index_by_name, problems);
+    for located in &steps {
+        step::check_step(located, problems);
+    }
+    execution_policy::check_execution_policy(&spec.execution_policy, problems);
+}
+
+/// The regular steps then the finally steps, in DAG index order.
+fn locate_steps(spec: &JobFlowSpec) -> Vec<LocatedStep<'_>> {
+    let regular = spec
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| LocatedStep {
+            path: format!("spec.steps[{index}]"),
+            step,
+            finally: false,
+        });
+    let finally = spec
+        .finally
+        .iter()
+        .enumerate()
+        .map(|(index, step)| LocatedStep {
+            path: format!("spec.finally[{index}]"),
+            step,
+            finally: true,
+        });
+    regular.chain(finally).collect()
+}
