@@ -8,13 +8,15 @@
 //!
 //! The variables: `steps` maps each step name to `{phase, outputs}` (`steps.build.phase`,
 //! `steps["build-x"].outputs.count`), `flow` is `{phase}` (`"Succeeded"` or `"Failed"` for
-//! finally steps, empty before the flow ends), and `parameters` maps names to string values.
+//! finally steps, `""` when the scope has no phase), and `parameters` maps names to string
+//! values.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use cel::common::ast::{CallExpr, ComprehensionExpr, Expr, IdedExpr, LiteralValue, operators};
-use cel::objects::Key;
+use cel::common::types::{CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
 use cel::{Context, Env, Program, Value};
 
 use crate::api::{FlowPhase, StepStatus};
@@ -83,7 +85,9 @@ pub enum ParseWhenError {
         name: String,
     },
     /// The expression reads a field of `flow` other than `phase`.
-    #[error("`flow.{field}` does not exist; the flow offers only flow.phase")]
+    #[error(
+        "flow.{field} does not exist; the flow offers only flow.phase (e.g. flow.phase == \"Failed\")"
+    )]
     UnknownFlowField {
         /// The field read.
         field: String,
@@ -207,7 +211,9 @@ impl When {
             let first = errors.errors.first();
             ParseWhenError::Syntax {
                 column: first.map_or(0, |error| error.pos.1 + 1),
-                message: first.map_or_else(|| errors.to_string(), |error| error.msg.clone()),
+                message: first
+                    .map_or_else(|| errors.to_string(), |error| error.msg.clone())
+                    .replace('\n', " "),
             }
         })?;
         let mut checker = Checker::default();
@@ -241,9 +247,9 @@ impl When {
             Condition::Cel(program) => program,
         };
         let mut context = Context::with_env(Arc::clone(&ENVIRONMENT));
-        context.add_variable_from_value("steps", self.steps_value(scope.steps));
-        context.add_variable_from_value("flow", flow_value(scope.flow_phase));
-        context.add_variable_from_value("parameters", string_map(scope.parameters));
+        context.add_variable_as_val("steps", self.steps_value(scope.steps));
+        context.add_variable_as_val("flow", flow_value(scope.flow_phase));
+        context.add_variable_as_val("parameters", string_map(scope.parameters));
         match program.execute(&context) {
             Ok(Value::Bool(value)) => Ok(value),
             Ok(other) => Err(EvaluateWhenError::NotBool {
@@ -259,40 +265,47 @@ impl When {
 
     /// The `steps` variable: every step when the expression may read any, else only the
     /// steps it names (a named step that is absent stays absent, so reading it fails).
-    fn steps_value(&self, steps: &[StepStatus]) -> Value {
+    /// Its strings are borrowed from the scope, not copied.
+    fn steps_value<'v>(&self, steps: &'v [StepStatus]) -> Box<dyn Val + 'v> {
         let wanted = |status: &&StepStatus| {
             self.reads_all_steps || self.referenced_steps.contains(&status.name)
         };
-        let map: HashMap<Key, Value> = steps
+        let entries: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = steps
             .iter()
             .filter(wanted)
             .map(|status| {
-                let fields = HashMap::from([
-                    (key("phase"), Value::from(status.phase.as_str())),
-                    (key("outputs"), string_map(&status.outputs)),
+                let fields: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> = HashMap::from([
+                    (CelMapKey::from("phase"), text(status.phase.as_str())),
+                    (CelMapKey::from("outputs"), string_map(&status.outputs)),
                 ]);
-                (key(&status.name), Value::from(fields))
+                (
+                    CelMapKey::from(status.name.as_str()),
+                    Box::new(CelMap::from(fields)) as Box<dyn Val + 'v>,
+                )
             })
             .collect();
-        Value::from(map)
+        Box::new(CelMap::from(entries))
     }
 }
 
-fn key(name: &str) -> Key {
-    Key::String(Arc::new(name.to_owned()))
+fn text(value: &str) -> Box<dyn Val + '_> {
+    Box::new(CelString::from(value))
 }
 
-fn string_map(values: &BTreeMap<String, String>) -> Value {
-    let map: HashMap<Key, Value> = values
+fn string_map(values: &BTreeMap<String, String>) -> Box<dyn Val + '_> {
+    let entries: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = values
         .iter()
-        .map(|(name, value)| (key(name), Value::from(value.as_str())))
+        .map(|(name, value)| (CelMapKey::from(name.as_str()), text(value)))
         .collect();
-    Value::from(map)
+    Box::new(CelMap::from(entries))
 }
 
-fn flow_value(phase: Option<FlowPhase>) -> Value {
+fn flow_value(phase: Option<FlowPhase>) -> Box<dyn Val + 'static> {
     let phase = phase.map_or("", FlowPhase::as_str);
-    Value::from(HashMap::from([(key("phase"), Value::from(phase))]))
+    Box::new(CelMap::from(HashMap::from([(
+        CelMapKey::from("phase"),
+        text(phase),
+    )])))
 }
 
 /// Walks the compiled expression: rejects unknown variables and fields, collects step names.
