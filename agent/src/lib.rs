@@ -3,4 +3,5 @@
 pub mod args;
 pub mod backoff;
 pub mod error;
+pub mod metrics;
 pub mod telemetry;
