@@ -2,6 +2,11 @@
 
 pub mod args;
 pub mod backoff;
+pub mod caches;
+pub mod compiled;
 pub mod error;
 pub mod metrics;
+pub mod observe;
+pub mod strip;
 pub mod telemetry;
+pub mod triggers;

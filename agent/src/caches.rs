@@ -1,0 +1,208 @@
+//! The watch caches of one scope (one namespace, or all): flows, the agent's Jobs and their
+//! succeeded pods, each stripped to what the planner reads, plus the per-flow state that lives
+//! and dies with the cached flows. Reconciles read only from here, never with a GET.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jobflow::api::JobFlow;
+use jobflow::labels;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::task::JoinHandle;
+
+use crate::backoff::Backoffs;
+use crate::compiled::CompiledCache;
+use crate::strip;
+use crate::triggers::{self, Triggers};
+
+/// One scope's caches and per-flow state.
+#[derive(Debug)]
+pub struct Caches {
+    /// The namespace watched, or `None` for all.
+    pub namespace: Option<String>,
+    /// `JobFlows`.
+    pub flows: Store<JobFlow>,
+    /// Jobs labelled `workflow.kube-zen.io/managed-by=jobflow-agent`.
+    pub jobs: Store<Job>,
+    /// Succeeded pods with the same label.
+    pub pods: Store<Pod>,
+    /// The controller's trigger channel.
+    pub triggers: Triggers,
+    /// Compiled specs.
+    pub compiled: CompiledCache,
+    /// Reconcile failures in a row.
+    pub backoffs: Backoffs,
+}
+
+/// The writers of one scope's caches.
+pub struct Writers {
+    flows: reflector::store::Writer<JobFlow>,
+    jobs: reflector::store::Writer<Job>,
+    pods: reflector::store::Writer<Pod>,
+}
+
+/// The reflector's writer went away before the first list finished.
+#[derive(Debug, thiserror::Error)]
+#[error("waiting for the {kind} cache to fill")]
+pub struct WaitForCacheError {
+    kind: &'static str,
+    source: reflector::store::WriterDropped,
+}
+
+impl Caches {
+    /// Empty caches for one scope, and the writers that fill them (see [`Caches::start`]).
+    pub fn new(namespace: Option<String>) -> (Arc<Self>, Writers) {
+        let (flows, flow_writer) = reflector::store::<JobFlow>();
+        let (jobs, job_writer) = reflector::store::<Job>();
+        let (pods, pod_writer) = reflector::store::<Pod>();
+        let caches = Arc::new(Self {
+            namespace,
+            flows,
+            jobs,
+            pods,
+            triggers: Triggers::default(),
+            compiled: CompiledCache::default(),
+            backoffs: Backoffs::default(),
+        });
+        (
+            caches,
+            Writers {
+                flows: flow_writer,
+                jobs: job_writer,
+                pods: pod_writer,
+            },
+        )
+    }
+
+    /// Starts the three watches that fill the caches; the tasks run until aborted.
+    pub fn start(self: &Arc<Self>, client: &Client, writers: Writers) -> Vec<JoinHandle<()>> {
+        let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
+        let ns = self.namespace.as_deref();
+        let on_job = {
+            let caches = Arc::clone(self);
+            move |_: &Store<Job>, _: Option<Arc<Job>>, event: &Event<Job>| {
+                caches.triggers.send(triggers::for_job(event));
+            }
+        };
+        let on_pod = {
+            let caches = Arc::clone(self);
+            move |_: &Store<Pod>, _: Option<Arc<Pod>>, event: &Event<Pod>| {
+                caches.triggers.send(triggers::for_pod(event));
+            }
+        };
+        let all = watcher::Config::default().any_semantic();
+        vec![
+            tokio::spawn(reflect(
+                api(client, ns),
+                all.clone(),
+                strip::flow,
+                writers.flows,
+                on_flow_event(Arc::clone(self)),
+            )),
+            tokio::spawn(reflect(
+                api(client, ns),
+                all.clone().labels(&managed),
+                strip::job,
+                writers.jobs,
+                on_job,
+            )),
+            tokio::spawn(reflect(
+                api(client, ns),
+                all.labels(&managed).fields("status.phase=Succeeded"),
+                strip::pod,
+                writers.pods,
+                on_pod,
+            )),
+        ]
+    }
+
+    /// Resolves once all three caches hold a complete first list.
+    pub async fn wait_until_ready(&self) -> Result<(), WaitForCacheError> {
+        let wait = |kind, r: Result<(), reflector::store::WriterDropped>| {
+            r.map_err(|source| WaitForCacheError { kind, source })
+        };
+        wait("JobFlow", self.flows.wait_until_ready().await)?;
+        wait("Job", self.jobs.wait_until_ready().await)?;
+        wait("Pod", self.pods.wait_until_ready().await)
+    }
+}
+
+/// After each flow event: wake the flows it concerns, and drop the state of deleted flows.
+fn on_flow_event(
+    caches: Arc<Caches>,
+) -> impl FnMut(&Store<JobFlow>, Option<Arc<JobFlow>>, &Event<JobFlow>) + Send + 'static {
+    move |store, old, event| {
+        caches
+            .triggers
+            .send(triggers::for_flow(store, old.as_deref(), event));
+        match event {
+            Event::Delete(gone) => {
+                let uid = gone.uid().unwrap_or_default();
+                caches.compiled.forget(&uid);
+                caches.backoffs.succeeded(&uid);
+                caches.triggers.forget(&ObjectRef::from_obj(gone));
+            }
+            Event::InitDone => {
+                // A relist replaces the cache wholesale; deletions in between sent no event.
+                let live: HashSet<String> = store.state().iter().filter_map(|f| f.uid()).collect();
+                caches.compiled.retain(&live);
+                caches.backoffs.retain(&live);
+            }
+            Event::Apply(_) | Event::InitApply(_) | Event::Init => {}
+        }
+    }
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Feeds one watch into a cache: strips each object, applies the event to the store, then hands
+/// the event (and the object as cached before it) to `after`. One helper for every kind.
+async fn reflect<K, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    mut writer: reflector::store::Writer<K>,
+    mut after: F,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: FnMut(&Store<K>, Option<Arc<K>>, &Event<K>) + Send,
+{
+    let reader = writer.as_reader();
+    let kind = K::kind(&());
+    let mut events = std::pin::pin!(
+        watcher::watcher(api, config)
+            .default_backoff()
+            .modify(strip)
+    );
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                let old = match &event {
+                    Event::Apply(obj) | Event::Delete(obj) => reader.get(&ObjectRef::from_obj(obj)),
+                    Event::Init | Event::InitApply(_) | Event::InitDone => None,
+                };
+                writer.apply_watcher_event(&event);
+                after(&reader, old, &event);
+            }
+            Err(error) => {
+                tracing::warn!(%kind, error = %crate::error::chain(&error), "watch failed; retrying");
+            }
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! What the planner is shown for one flow, built from cache contents only: pure functions over
+//! the cached Jobs, Pods and flows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use jobflow::api::JobFlow;
+use jobflow::labels;
+use jobflow::planner::{Observed, PeerFlow};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+
+/// The labels the Job controller puts on a Job's pods, newest first.
+const JOB_NAME_LABELS: [&str; 2] = ["batch.kubernetes.io/job-name", "job-name"];
+
+/// What the planner sees of `flow`, from cache contents: its Jobs, their succeeded pods'
+/// termination messages and its concurrency peers. The slices may hold anything the caches hold;
+/// only what belongs to `flow` is taken.
+pub fn observed<'a>(
+    flow: &JobFlow,
+    jobs: &'a [Arc<Job>],
+    pods: &[Arc<Pod>],
+    flows: &[Arc<JobFlow>],
+) -> Observed<'a> {
+    let jobs: Vec<&Job> = jobs
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|j| is_flow_job(flow, j))
+        .collect();
+    Observed {
+        termination_messages: termination_messages(&jobs, pods.iter().map(AsRef::as_ref)),
+        peers: peers(flow, flows.iter().map(AsRef::as_ref)),
+        jobs,
+    }
+}
+
+/// Whether `job` is one of `flow`'s: same namespace, the flow label names it and an owner
+/// reference carries its UID (so a flow re-created under the same name never adopts the Jobs
+/// of its predecessor).
+pub fn is_flow_job(flow: &JobFlow, job: &Job) -> bool {
+    let (Some(name), Some(uid)) = (&flow.metadata.name, &flow.metadata.uid) else {
+        return false;
+    };
+    job.metadata.namespace == flow.metadata.namespace
+        && label(job.metadata.labels.as_ref(), labels::FLOW) == Some(name.as_str())
+        && job
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| &o.uid == uid)
+}
+
+/// The termination message of each of `jobs`' succeeded pods, by Job name. When a Job had
+/// several succeeded pods the one whose name sorts first is used, so the choice is stable.
+pub fn termination_messages<'a>(
+    jobs: &[&Job],
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> BTreeMap<String, String> {
+    let wanted: BTreeSet<(&str, &str)> = jobs
+        .iter()
+        .filter_map(|j| {
+            Some((
+                j.metadata.namespace.as_deref()?,
+                j.metadata.name.as_deref()?,
+            ))
+        })
+        .collect();
+    let mut found: BTreeMap<String, (&str, String)> = BTreeMap::new();
+    for pod in pods {
+        let (Some(ns), Some(pod_name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let Some(job) = job_name(pod) else { continue };
+        if !wanted.contains(&(ns, job)) {
+            continue;
+        }
+        let Some(message) = termination_message(pod) else {
+            continue;
+        };
+        match found.get(job) {
+            Some((kept, _)) if *kept <= pod_name => {}
+            _ => {
+                found.insert(job.to_owned(), (pod_name, message.to_owned()));
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(job, (_, message))| (job, message))
+        .collect()
+}
+
+/// The Job a pod belongs to, from the Job controller's labels.
+pub fn job_name(pod: &Pod) -> Option<&str> {
+    JOB_NAME_LABELS
+        .iter()
+        .find_map(|key| label(pod.metadata.labels.as_ref(), key))
+}
+
+/// The first non-empty termination message of a succeeded pod's containers.
+pub fn termination_message(pod: &Pod) -> Option<&str> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Succeeded") {
+        return None;
+    }
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.as_deref())
+        .find(|m| !m.is_empty())
+}
+
+/// The other flows in `flow`'s namespace with its `concurrencyKey`, oldest first.
+pub fn peers<'a>(flow: &JobFlow, flows: impl IntoIterator<Item = &'a JobFlow>) -> Vec<PeerFlow> {
+    let Some(key) = concurrency_key(flow) else {
+        return Vec::new();
+    };
+    let mut peers: Vec<PeerFlow> = flows
+        .into_iter()
+        .filter(|other| {
+            other.metadata.namespace == flow.metadata.namespace
+                && other.metadata.uid != flow.metadata.uid
+                && concurrency_key(other) == Some(key)
+        })
+        .filter_map(|other| {
+            Some(PeerFlow {
+                name: other.metadata.name.clone()?,
+                // The API server always sets it; a flow without one sorts as the oldest.
+                created: other
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+                phase: other.status.as_ref().and_then(|s| s.phase),
+            })
+        })
+        .collect();
+    peers.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+    peers
+}
+
+/// The flow's `concurrencyKey`, if set and not empty.
+pub fn concurrency_key(flow: &JobFlow) -> Option<&str> {
+    flow.spec
+        .execution_policy
+        .concurrency_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+}
+
+fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
+    labels?.get(key).map(String::as_str)
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use super::*;
+    use jobflow::api::{FlowPhase, JobFlowSpec, JobFlowStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+
+    pub(crate) fn flow(name: &str, uid: &str, key: Option<&str>, created: i64) -> JobFlow {
+        let mut f = JobFlow::new(name, JobFlowSpec::default());
+        f.metadata.namespace = Some("ns".to_owned());
+        f.metadata.uid = Some(uid.to_owned());
+        f.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
+        f.spec.execution_policy.concurrency_key = key.map(str::to_owned);
+        f
+    }
+
+    pub(crate) fn job(name: &str, flow: &str, owner_uid: &str) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some("ns".to_owned()),
+                labels: Some([(labels::FLOW.to_owned(), flow.to_owned())].into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "workflow.kube-zen.io/v1alpha1".to_owned(),
+                    kind: "JobFlow".to_owned(),
+                    name: flow.to_owned(),
+                    uid: owner_uid.to_owned(),
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            ..Job::default()
+        }
+    }
+
+    pub(crate) fn pod(
+        name: &str,
+        job_label: (&str, &str),
+        phase: &str,
+        message: Option<&str>,
+    ) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some("ns".to_owned()),
+                labels: Some([(job_label.0.to_owned(), job_label.1.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                phase: Some(phase.to_owned()),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: "main".to_owned(),
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            message: message.map(str::to_owned),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn observed_takes_only_what_belongs_to_the_flow() {
+        let me = flow("f", "u", Some("k"), 10);
+        let jobs = [
+            job("f-a-1", "f", "u"),
+            job("f-b-1", "f", "u"),
+            job("g-a-1", "g", "v"),
+        ]
+        .map(Arc::new);
+        let mut succeeded = pod(
+            "f-a-1-x",
+            ("job-name", "f-a-1"),
+            "Succeeded",
+            Some("{\"n\":1}"),
+        );
+        succeeded
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(labels::FLOW.to_owned(), "f".to_owned());
+        let others = pod(
+            "g-a-1-x",
+            ("job-name", "g-a-1"),
+            "Succeeded",
+            Some("not mine"),
+        );
+        let pods = [succeeded, others].map(Arc::new);
+        let flows = [
+            me.clone(),
+            flow("older", "o", Some("k"), 1),
+            flow("free", "x", None, 1),
+        ]
+        .map(Arc::new);
+        let o = observed(&me, &jobs, &pods, &flows);
+        let names: Vec<&str> = o
+            .jobs
+            .iter()
+            .filter_map(|j| j.metadata.name.as_deref())
+            .collect();
+        assert_eq!(names, ["f-a-1", "f-b-1"]);
+        assert_eq!(o.termination_messages.len(), 1);
+        assert_eq!(o.termination_messages["f-a-1"], "{\"n\":1}");
+        assert_eq!(o.peers.len(), 1);
+        assert_eq!(o.peers[0].name, "older");
+    }
+
+    #[test]
+    fn flow_jobs_need_the_label_and_the_owner_uid() {
+        let f = flow("f", "u1", None, 0);
+        assert!(is_flow_job(&f, &job("f-a-1", "f", "u1")));
+        assert!(
+            !is_flow_job(&f, &job("f-a-1", "f", "old-uid")),
+            "a predecessor's Job"
+        );
+        assert!(
+            !is_flow_job(&f, &job("g-a-1", "g", "u1")),
+            "another flow's label"
+        );
+        let mut elsewhere = job("f-a-1", "f", "u1");
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        assert!(!is_flow_job(&f, &elsewhere));
+    }
+
+    #[test]
+    fn messages_of_succeeded_pods_by_job() {
+        let jobs = [job("f-a-1", "f", "u"), job("f-b-1", "f", "u")];
+        let job_refs: Vec<&Job> = jobs.iter().collect();
+        let pods = [
+            pod(
+                "f-a-1-zzz",
+                ("batch.kubernetes.io/job-name", "f-a-1"),
+                "Succeeded",
+                Some("{\"x\":2}"),
+            ),
+            pod(
+                "f-a-1-aaa",
+                ("batch.kubernetes.io/job-name", "f-a-1"),
+                "Succeeded",
+                Some("{\"x\":1}"),
+            ),
+            pod(
+                "f-b-1-aaa",
+                ("job-name", "f-b-1"),
+                "Succeeded",
+                Some("legacy label"),
+            ),
+            pod(
+                "f-c-1-aaa",
+                ("job-name", "f-c-1"),
+                "Succeeded",
+                Some("not this flow's"),
+            ),
+            pod(
+                "f-b-1-bbb",
+                ("job-name", "f-b-1"),
+                "Failed",
+                Some("failed pods do not count"),
+            ),
+            pod("f-b-1-ccc", ("job-name", "f-b-1"), "Succeeded", Some("")),
+        ];
+        let m = termination_messages(&job_refs, &pods);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["f-a-1"], "{\"x\":1}", "the pod whose name sorts first");
+        assert_eq!(m["f-b-1"], "legacy label");
+    }
+
+    #[test]
+    fn peers_share_namespace_and_key_oldest_first() {
+        let me = flow("me", "u0", Some("k"), 50);
+        let mut done = flow("done", "u1", Some("k"), 40);
+        done.status = Some(JobFlowStatus {
+            phase: Some(FlowPhase::Succeeded),
+            ..JobFlowStatus::default()
+        });
+        let newer = flow("newer", "u2", Some("k"), 60);
+        let other_key = flow("x", "u3", Some("other"), 10);
+        let mut other_ns = flow("y", "u4", Some("k"), 10);
+        other_ns.metadata.namespace = Some("elsewhere".to_owned());
+        let all = [me.clone(), done, newer, other_key, other_ns];
+        let p = peers(&me, &all);
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["done", "newer"]);
+        assert_eq!(p[0].phase, Some(FlowPhase::Succeeded));
+        assert_eq!(p[1].phase, None);
+    }
+
+    #[test]
+    fn no_key_no_peers() {
+        let me = flow("me", "u0", None, 0);
+        let twin = flow("twin", "u1", None, 0);
+        assert!(peers(&me, [&me, &twin]).is_empty());
+        let empty_key = flow("e", "u2", Some(""), 0);
+        assert!(peers(&empty_key, [&empty_key, &twin]).is_empty());
+    }
+}

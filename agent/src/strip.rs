@@ -1,0 +1,177 @@
+//! What the caches keep of each object: only what the planner and the triggers read, so a
+//! cluster with many Jobs and pods costs little memory.
+
+use jobflow::api::JobFlow;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, PodTemplateSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The annotation `kubectl apply` keeps a full copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Flows keep their spec, status, labels and annotations; managed fields and kubectl's copy of
+/// the object go.
+pub fn flow(flow: &mut JobFlow) {
+    flow.metadata.managed_fields = None;
+    if let Some(annotations) = flow.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// Jobs keep their identity, labels, annotations, owners, timestamps, status and the small
+/// fields of their spec; the pod template (the bulk of a Job) goes.
+pub fn job(job: &mut Job) {
+    keep_identity(&mut job.metadata, true);
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template = PodTemplateSpec::default();
+        spec.selector = None;
+    }
+    if let Some(status) = job.status.as_mut() {
+        status.uncounted_terminated_pods = None;
+    }
+}
+
+/// Pods keep their identity, labels and owners, their phase and their containers' termination
+/// messages; nothing else.
+pub fn pod(pod: &mut Pod) {
+    keep_identity(&mut pod.metadata, false);
+    pod.spec = None;
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        container_statuses: status.container_statuses.map(|containers| {
+            containers
+                .into_iter()
+                .map(keep_termination_message)
+                .collect()
+        }),
+        ..PodStatus::default()
+    });
+}
+
+fn keep_termination_message(c: ContainerStatus) -> ContainerStatus {
+    ContainerStatus {
+        name: c.name,
+        state: c.state.map(|state| ContainerState {
+            terminated: state.terminated.map(|t| ContainerStateTerminated {
+                exit_code: t.exit_code,
+                message: t.message,
+                ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        }),
+        ..ContainerStatus::default()
+    }
+}
+
+fn keep_identity(meta: &mut ObjectMeta, keep_annotations: bool) {
+    let kept = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        generation: meta.generation.take(),
+        labels: meta.labels.take(),
+        annotations: if keep_annotations {
+            meta.annotations.take()
+        } else {
+            None
+        },
+        owner_references: meta.owner_references.take(),
+        creation_timestamp: meta.creation_timestamp.take(),
+        deletion_timestamp: meta.deletion_timestamp.take(),
+        ..ObjectMeta::default()
+    };
+    *meta = kept;
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    fn heavy_template() -> PodTemplateSpec {
+        PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "main".to_owned(),
+                    image: Some("busybox".to_owned()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn jobs_lose_template_and_managed_fields_but_keep_what_the_planner_reads() {
+        let mut j = crate::observe::tests::job("f-a-1", "f", "u");
+        j.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        j.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+        j.spec = Some(JobSpec {
+            template: heavy_template(),
+            backoff_limit: Some(2),
+            ..JobSpec::default()
+        });
+        j.status = Some(JobStatus {
+            succeeded: Some(1),
+            conditions: Some(vec![JobCondition {
+                type_: "Complete".to_owned(),
+                status: "True".to_owned(),
+                ..JobCondition::default()
+            }]),
+            ..JobStatus::default()
+        });
+        let before = j.clone();
+        job(&mut j);
+        assert_eq!(j.metadata.managed_fields, None);
+        assert_eq!(
+            j.spec.as_ref().unwrap().template,
+            PodTemplateSpec::default()
+        );
+        assert_eq!(j.spec.as_ref().unwrap().backoff_limit, Some(2));
+        assert_eq!(j.status, before.status);
+        assert_eq!(j.metadata.labels, before.metadata.labels);
+        assert_eq!(j.metadata.annotations, before.metadata.annotations);
+        assert_eq!(
+            j.metadata.owner_references,
+            before.metadata.owner_references
+        );
+    }
+
+    #[test]
+    fn pods_keep_phase_and_termination_message_only() {
+        let mut p = crate::observe::tests::pod("p", ("job-name", "j"), "Succeeded", Some("out"));
+        p.spec = Some(PodSpec::default());
+        p.metadata.annotations = Some([("big".to_owned(), "x".repeat(1000))].into());
+        pod(&mut p);
+        assert_eq!(p.spec, None);
+        assert_eq!(p.metadata.annotations, None);
+        assert_eq!(crate::observe::job_name(&p), Some("j"));
+        assert_eq!(crate::observe::termination_message(&p), Some("out"));
+    }
+
+    #[test]
+    fn flows_lose_managed_fields_and_last_applied() {
+        let mut f = crate::observe::tests::flow("f", "u", None, 0);
+        f.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        f.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_owned(), "{}".to_owned()),
+                (
+                    "approve.workflow.kube-zen.io/gate".to_owned(),
+                    "r1".to_owned(),
+                ),
+            ]
+            .into(),
+        );
+        flow(&mut f);
+        assert_eq!(f.metadata.managed_fields, None);
+        assert_eq!(f.metadata.annotations.unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,273 @@
+//! Which flows to reconcile when a cached object changes, and the channel that carries them to
+//! the controller while this replica leads.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+use futures::channel::mpsc;
+use jobflow::api::{FlowPhase, JobFlow};
+use jobflow::labels;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::Event;
+
+use crate::observe;
+
+/// A reference to a flow to reconcile.
+pub type FlowRef = ObjectRef<JobFlow>;
+
+/// Flows to reconcile after a flow event; `old` is the cached flow before the event.
+///
+/// A flow always wakes itself. When a flow with a `concurrencyKey` appears, changes phase, starts
+/// deleting or is deleted, its unfinished peers wake too: one of them may now take its turn.
+pub fn for_flow(
+    flows: &Store<JobFlow>,
+    old: Option<&JobFlow>,
+    event: &Event<JobFlow>,
+) -> Vec<FlowRef> {
+    match event {
+        Event::Apply(new) => {
+            let mut wake = vec![ObjectRef::from_obj(new)];
+            if turn_may_change(old, new) {
+                wake.extend(unfinished_peers(flows, new));
+            }
+            wake
+        }
+        Event::InitApply(new) => vec![ObjectRef::from_obj(new)],
+        Event::Delete(gone) => unfinished_peers(flows, gone),
+        Event::Init | Event::InitDone => Vec::new(),
+    }
+}
+
+/// The flow owning a Job that was added, changed or deleted.
+pub fn for_job(event: &Event<Job>) -> Vec<FlowRef> {
+    match event {
+        Event::Apply(job) | Event::InitApply(job) | Event::Delete(job) => {
+            owner_flow(job).into_iter().collect()
+        }
+        Event::Init | Event::InitDone => Vec::new(),
+    }
+}
+
+/// The flow of a pod that succeeded: its termination message is now readable.
+pub fn for_pod(event: &Event<Pod>) -> Vec<FlowRef> {
+    match event {
+        Event::Apply(pod) | Event::InitApply(pod)
+            if observe::termination_message(pod).is_some() =>
+        {
+            let flow = pod.labels().get(labels::FLOW);
+            flow.zip(pod.namespace())
+                .map(|(name, ns)| ObjectRef::new(name).within(&ns))
+                .into_iter()
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn owner_flow(job: &Job) -> Option<FlowRef> {
+    let ns = job.namespace()?;
+    job.owner_references()
+        .iter()
+        .find(|o| o.kind == "JobFlow" && o.api_version.starts_with(jobflow::api::GROUP))
+        .map(|o| ObjectRef::new(&o.name).within(&ns))
+}
+
+fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
+    if observe::concurrency_key(new).is_none() {
+        return false;
+    }
+    let Some(old) = old else { return true };
+    let phase = |f: &JobFlow| f.status.as_ref().and_then(|s| s.phase);
+    phase(old) != phase(new)
+        || (old.metadata.deletion_timestamp.is_none() && new.metadata.deletion_timestamp.is_some())
+}
+
+fn unfinished_peers(flows: &Store<JobFlow>, flow: &JobFlow) -> Vec<FlowRef> {
+    let Some(key) = observe::concurrency_key(flow) else {
+        return Vec::new();
+    };
+    flows
+        .state_filter(|other| {
+            other.metadata.namespace == flow.metadata.namespace
+                && other.metadata.uid != flow.metadata.uid
+                && observe::concurrency_key(other) == Some(key)
+                && !other
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(FlowPhase::is_terminal)
+        })
+        .iter()
+        .map(|peer| ObjectRef::from_obj(&**peer))
+        .collect()
+}
+
+/// The controller's trigger channel, attached only while a controller runs (a standby's
+/// triggers are dropped: a new leader reconciles every flow first anyway), and the flows that
+/// were triggered and not yet reconciled (the work queue depth).
+#[derive(Debug, Default)]
+pub struct Triggers {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    tx: Option<mpsc::UnboundedSender<FlowRef>>,
+    pending: HashSet<FlowRef>,
+}
+
+impl Triggers {
+    /// Opens the channel; every trigger from now on goes to the returned receiver.
+    pub fn attach(&self) -> mpsc::UnboundedReceiver<FlowRef> {
+        let (tx, rx) = mpsc::unbounded();
+        let mut state = self.lock();
+        state.tx = Some(tx);
+        state.pending.clear();
+        rx
+    }
+
+    /// Closes the channel: triggers are dropped again.
+    pub fn detach(&self) {
+        let mut state = self.lock();
+        state.tx = None;
+        state.pending.clear();
+    }
+
+    /// Sends `flows` to the controller, if one runs.
+    pub fn send(&self, flows: impl IntoIterator<Item = FlowRef>) {
+        let mut state = self.lock();
+        let State { tx, pending } = &mut *state;
+        let Some(sender) = tx else { return };
+        for flow in flows {
+            if sender.unbounded_send(flow.clone()).is_ok() {
+                pending.insert(flow);
+            }
+        }
+    }
+
+    /// The controller started reconciling `flow`.
+    pub fn started(&self, flow: &FlowRef) {
+        self.lock().pending.remove(flow);
+    }
+
+    /// `flow` is gone: it will never be reconciled.
+    pub fn forget(&self, flow: &FlowRef) {
+        self.lock().pending.remove(flow);
+    }
+
+    /// Flows triggered and not yet reconciled.
+    pub fn depth(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::observe::tests::{flow, job, pod};
+    use futures::StreamExt;
+    use jobflow::api::JobFlowStatus;
+    use kube::runtime::reflector;
+
+    fn store_of(flows: &[JobFlow]) -> Store<JobFlow> {
+        let (reader, mut writer) = reflector::store();
+        for f in flows {
+            writer.apply_watcher_event(&Event::Apply(f.clone()));
+        }
+        reader
+    }
+
+    fn names(refs: &[FlowRef]) -> Vec<&str> {
+        let mut n: Vec<&str> = refs.iter().map(|r| r.name.as_str()).collect();
+        n.sort_unstable();
+        n
+    }
+
+    fn with_phase(mut f: JobFlow, phase: FlowPhase) -> JobFlow {
+        f.status = Some(JobFlowStatus {
+            phase: Some(phase),
+            ..JobFlowStatus::default()
+        });
+        f
+    }
+
+    #[test]
+    fn a_finished_flow_wakes_its_waiting_peers() {
+        let running = with_phase(flow("a", "ua", Some("k"), 1), FlowPhase::Running);
+        let waiting = with_phase(flow("b", "ub", Some("k"), 2), FlowPhase::Pending);
+        let done_peer = with_phase(flow("c", "uc", Some("k"), 3), FlowPhase::Failed);
+        let unrelated = flow("d", "ud", Some("other"), 4);
+        let store = store_of(&[running.clone(), waiting, done_peer, unrelated]);
+        let finished = with_phase(running.clone(), FlowPhase::Succeeded);
+        let wake = for_flow(&store, Some(&running), &Event::Apply(finished));
+        assert_eq!(names(&wake), ["a", "b"]);
+        // A status write that keeps the phase wakes only the flow itself.
+        let same = for_flow(&store, Some(&running), &Event::Apply(running.clone()));
+        assert_eq!(names(&same), ["a"]);
+        // Deleted: the peers wake.
+        assert_eq!(
+            names(&for_flow(
+                &store,
+                Some(&running),
+                &Event::Delete(running.clone())
+            )),
+            ["b"]
+        );
+    }
+
+    #[test]
+    fn flows_without_a_key_wake_only_themselves() {
+        let a = flow("a", "ua", None, 1);
+        let store = store_of(&[a.clone(), flow("b", "ub", None, 2)]);
+        assert_eq!(
+            names(&for_flow(&store, None, &Event::Apply(a.clone()))),
+            ["a"]
+        );
+        assert!(for_flow(&store, Some(&a), &Event::Delete(a.clone())).is_empty());
+    }
+
+    #[test]
+    fn jobs_wake_their_owner_and_succeeded_pods_their_flow() {
+        let j = job("f-a-1", "f", "u");
+        for event in [
+            Event::Apply(j.clone()),
+            Event::Delete(j.clone()),
+            Event::InitApply(j),
+        ] {
+            assert_eq!(names(&for_job(&event)), ["f"]);
+        }
+        let mut p = pod("f-a-1-x", ("job-name", "f-a-1"), "Succeeded", Some("{}"));
+        p.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(labels::FLOW.to_owned(), "f".to_owned());
+        assert_eq!(names(&for_pod(&Event::Apply(p.clone()))), ["f"]);
+        assert!(for_pod(&Event::Delete(p)).is_empty());
+        let running = pod("f-a-1-y", ("job-name", "f-a-1"), "Running", None);
+        assert!(for_pod(&Event::Apply(running)).is_empty());
+    }
+
+    #[test]
+    fn triggers_flow_only_while_attached_and_count_pending() {
+        let t = Triggers::default();
+        let a: FlowRef = ObjectRef::new("a").within("ns");
+        t.send([a.clone()]);
+        assert_eq!(t.depth(), 0, "no controller: dropped");
+        let mut rx = t.attach();
+        t.send([a.clone(), a.clone()]);
+        assert_eq!(t.depth(), 1);
+        t.started(&a);
+        assert_eq!(t.depth(), 0);
+        t.detach();
+        let received: Vec<FlowRef> = futures::executor::block_on(rx.by_ref().collect());
+        assert_eq!(received.len(), 2);
+    }
+}
