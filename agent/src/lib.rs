@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod caches;
 pub mod compiled;
 pub mod error;
+pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod strip;
