@@ -1,13 +1,26 @@
 //! `jobflow-agent`: the in-cluster controller that runs `JobFlows`.
+//!
+//! Watch caches ([`caches`]) feed a pure planner (`jobflow::planner`) through [`observe`]; the
+//! [`controller`] carries each plan out ([`apply`]). [`leader`] decides which replica acts,
+//! [`admin`] serves metrics and probes.
 
+pub mod admin;
+pub mod apply;
 pub mod args;
 pub mod backoff;
 pub mod caches;
 pub mod compiled;
+pub mod context;
+pub mod controller;
 pub mod error;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod reconcile;
 pub mod strip;
 pub mod telemetry;
 pub mod triggers;
+
+mod run;
+
+pub use run::run;

@@ -1,0 +1,162 @@
+//! The admin port: `/metrics`, `/healthz` (the process runs) and `/readyz` (every watch cache
+//! has synced). Anything else is 404.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::caches::Caches;
+use crate::error::chain;
+use crate::metrics::Metrics;
+
+/// What the admin endpoints read.
+#[derive(Debug)]
+pub struct Admin {
+    /// The series.
+    pub metrics: Arc<Metrics>,
+    /// The caches of every scope, for the recomputed gauges.
+    pub scopes: Vec<Arc<Caches>>,
+    /// Set once every cache has synced.
+    pub ready: AtomicBool,
+}
+
+impl Admin {
+    /// Answers one request.
+    pub fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
+        match (method, path) {
+            (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
+            (&Method::GET, "/readyz") if self.ready.load(Ordering::Acquire) => {
+                text(StatusCode::OK, "ready\n".to_owned())
+            }
+            (&Method::GET, "/readyz") => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "watch caches not synced\n".to_owned(),
+            ),
+            (&Method::GET, "/metrics") => self.metrics(),
+            (_, "/healthz" | "/readyz" | "/metrics") => {
+                text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".to_owned())
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n".to_owned()),
+        }
+    }
+
+    fn metrics(&self) -> Response<Full<Bytes>> {
+        let flows: Vec<_> = self.scopes.iter().flat_map(|s| s.flows.state()).collect();
+        let depth = self.scopes.iter().map(|s| s.triggers.depth()).sum();
+        self.metrics.refresh(flows.iter().map(AsRef::as_ref), depth);
+        match self.metrics.encode() {
+            Ok(body) => {
+                let mut response = text(StatusCode::OK, body);
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            Err(error) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}\n", chain(&error)),
+            ),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Serves the admin endpoints on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!(%error, "accepting an admin connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admin = Arc::clone(&admin);
+        tokio::spawn(async move {
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let response = admin.respond(request.method(), request.uri().path());
+                std::future::ready(Ok::<_, Infallible>(response))
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "admin connection ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn admin() -> Admin {
+        let (caches, _writers) = Caches::new(None);
+        Admin {
+            metrics: Arc::new(Metrics::new().unwrap()),
+            scopes: vec![caches],
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    async fn body(response: Response<Full<Bytes>>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_not_found() {
+        let a = admin();
+        assert_eq!(a.respond(&Method::GET, "/healthz").status(), StatusCode::OK);
+        assert_eq!(
+            a.respond(&Method::GET, "/readyz").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        a.ready.store(true, Ordering::Release);
+        assert_eq!(a.respond(&Method::GET, "/readyz").status(), StatusCode::OK);
+        assert_eq!(
+            a.respond(&Method::GET, "/nope").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            a.respond(&Method::POST, "/metrics").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_in_the_text_format() {
+        let a = admin();
+        let text = body(a.respond(&Method::GET, "/metrics")).await;
+        assert!(
+            text.contains("# TYPE zen_flow_step_retries_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("zen_flow_workqueue_depth 0"), "{text}");
+    }
+}

@@ -1,0 +1,21 @@
+//! What every reconcile of one scope shares.
+
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+
+use crate::caches::Caches;
+use crate::metrics::Metrics;
+
+/// The reconcile context of one scope.
+pub struct Context {
+    /// The API client, for writes only.
+    pub client: Client,
+    /// The scope's caches, the only source of reads.
+    pub caches: Arc<Caches>,
+    /// Publishes the plan's Events.
+    pub recorder: Recorder,
+    /// The agent's series.
+    pub metrics: Arc<Metrics>,
+}

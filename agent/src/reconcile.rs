@@ -1,0 +1,72 @@
+//! One reconcile: observe from the caches, plan (pure), carry the plan out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use jobflow::api::JobFlow;
+use jobflow::labels;
+use jobflow::planner::{self, Plan};
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::apply;
+use crate::context::Context;
+use crate::error::Error;
+use crate::observe;
+
+/// Reconciles one flow.
+pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    ctx.caches.triggers.started(&ObjectRef::from_obj(&*flow));
+    let result = run(&flow, &ctx).await;
+    ctx.metrics.reconciled(started.elapsed());
+    if result.is_ok() {
+        ctx.caches
+            .backoffs
+            .succeeded(&flow.uid().unwrap_or_default());
+    }
+    result
+}
+
+async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
+    let namespace = flow.namespace().ok_or(Error::ReadNamespace)?;
+    let plan = plan(flow, ctx, &namespace);
+    apply::carry_out(ctx, flow, &namespace, &plan).await?;
+    Ok(plan
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Gathers what the caches show of `flow` and asks the planner what to do. Synchronous: no
+/// cache borrow outlives it.
+fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
+    let started = Instant::now();
+    let (compiled, _) = ctx.caches.compiled.get(flow);
+    let name = flow.name_any();
+    let jobs = ctx
+        .caches
+        .jobs
+        .state_filter(|job| observe::is_flow_job(flow, job));
+    let pods = ctx.caches.pods.state_filter(|pod| {
+        pod.metadata.namespace.as_deref() == Some(namespace)
+            && pod.labels().get(labels::FLOW) == Some(&name)
+    });
+    let flows = match observe::concurrency_key(flow) {
+        Some(_) => ctx
+            .caches
+            .flows
+            .state_filter(|other| other.metadata.namespace.as_deref() == Some(namespace)),
+        None => Vec::new(),
+    };
+    let observed = observe::observed(flow, &jobs, &pods, &flows);
+    let plan = planner::plan(
+        flow,
+        compiled.as_ref().as_ref(),
+        &observed,
+        Timestamp::now(),
+    );
+    ctx.metrics.planned(started.elapsed());
+    plan
+}

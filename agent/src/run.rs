@@ -1,0 +1,183 @@
+//! The process: client, caches, admin port, signals, then the controllers (behind the Lease).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use futures::future::join_all;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Config};
+use tokio::sync::watch;
+
+use crate::admin::{self, Admin};
+use crate::args::Args;
+use crate::caches::Caches;
+use crate::context::Context;
+use crate::controller;
+use crate::error::chain;
+use crate::leader::{self, Elector, Timing};
+use crate::metrics::Metrics;
+
+/// Runs the agent until SIGTERM or SIGINT (then `Ok`), or until it loses the Lease or cannot
+/// start (then `Err`: the process should exit non-zero and be restarted).
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = client(&args).await?;
+    let metrics = Arc::new(Metrics::new()?);
+    let identity = args.identity();
+
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut scopes = Vec::new();
+    for namespace in namespaces {
+        let (caches, writers) = Caches::new(namespace);
+        // The watch tasks live as long as the process.
+        drop(caches.start(&client, writers));
+        scopes.push(caches);
+    }
+
+    let admin = Arc::new(Admin {
+        metrics: Arc::clone(&metrics),
+        scopes: scopes.clone(),
+        ready: AtomicBool::new(false),
+    });
+    let listener = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding the admin address {}", args.admin_addr))?;
+    tracing::info!(addr = %args.admin_addr, "serving /metrics, /healthz and /readyz");
+    tokio::spawn(admin::serve(listener, Arc::clone(&admin)));
+    tokio::spawn(mark_ready(scopes.clone(), Arc::clone(&admin)));
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        match shutdown_signal().await {
+            Ok(()) => tracing::info!("shutting down"),
+            Err(error) => {
+                tracing::error!(error = %chain(&error), "listening for signals failed; shutting down")
+            }
+        }
+        stop.send_replace(true);
+    });
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: jobflow::labels::FIELD_MANAGER.to_owned(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let controllers = run_controllers(
+        &client,
+        &scopes,
+        &recorder,
+        &metrics,
+        args.concurrency,
+        &stopped,
+    );
+
+    if args.leader_election {
+        let namespace = args.lease_namespace();
+        let elector = Elector::new(
+            client.clone(),
+            &namespace,
+            &args.lease_name,
+            &identity,
+            Timing::default(),
+            Arc::clone(&metrics),
+        );
+        leader::run(elector, stopped, controllers).await?;
+    } else {
+        controllers.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn client(args: &Args) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading {}", path.display()))?
+        }
+        None => Config::infer()
+            .await
+            .context("finding a cluster configuration")?,
+    };
+    Client::try_from(config).context("building the API client")
+}
+
+/// Waits for every cache, then runs one controller per scope until `stopped` turns true.
+fn run_controllers(
+    client: &Client,
+    scopes: &[Arc<Caches>],
+    recorder: &Recorder,
+    metrics: &Arc<Metrics>,
+    concurrency: u16,
+    stopped: &watch::Receiver<bool>,
+) -> impl Future<Output = ()> + use<> {
+    let contexts: Vec<Arc<Context>> = scopes
+        .iter()
+        .map(|caches| {
+            Arc::new(Context {
+                client: client.clone(),
+                caches: Arc::clone(caches),
+                recorder: recorder.clone(),
+                metrics: Arc::clone(metrics),
+            })
+        })
+        .collect();
+    let stopped = stopped.clone();
+    async move {
+        let ready = join_all(contexts.iter().map(|ctx| ctx.caches.wait_until_ready()));
+        tokio::select! {
+            results = ready => {
+                if let Some(error) = results.into_iter().find_map(Result::err) {
+                    tracing::error!(error = %chain(&error), "a watch cache never filled");
+                    return;
+                }
+            }
+            () = stop_requested(stopped.clone()) => return,
+        }
+        join_all(
+            contexts
+                .into_iter()
+                .map(|ctx| controller::run(ctx, concurrency, stop_requested(stopped.clone()))),
+        )
+        .await;
+    }
+}
+
+/// Resolves when a stop is requested (or the sender is gone).
+async fn stop_requested(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone: stopping is right then too.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+async fn mark_ready(scopes: Vec<Arc<Caches>>, admin: Arc<Admin>) {
+    for caches in &scopes {
+        if let Err(error) = caches.wait_until_ready().await {
+            tracing::error!(error = %chain(&error), "a watch cache never filled");
+            return;
+        }
+    }
+    tracing::info!("watch caches synced");
+    admin.ready.store(true, Ordering::Release);
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
