@@ -5,6 +5,7 @@
 pub mod api;
 pub mod crd;
 pub mod dag;
+pub mod labels;
 pub mod planner;
 pub mod validation;
 pub mod when;

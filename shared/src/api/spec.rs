@@ -29,8 +29,7 @@ use super::status::JobFlowStatus;
     printcolumn = r#"{"name":"Failed","type":"integer","priority":1,"jsonPath":".status.progress.failedSteps"}"#,
     printcolumn = r#"{"name":"Started","type":"date","priority":1,"jsonPath":".status.startTime"}"#,
     printcolumn = r#"{"name":"Completed","type":"date","priority":1,"jsonPath":".status.completionTime"}"#,
-    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
-    validation = r#"Rule::new("!has(oldSelf.status) || !has(oldSelf.status.startTime) || self.steps == oldSelf.steps").message("spec.steps is immutable once the flow has started; create a new JobFlow instead").field_path(".steps")"#
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct JobFlowSpec {

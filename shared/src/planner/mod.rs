@@ -1,1 +1,128 @@
-//! The pure planner: (flow, observed Jobs, now) -> what to do and what the status must read.
+//! The pure planner: (flow, observed world, now) -> what to do and what the status must read.
+//!
+//! The agent feeds it what its watch caches show and the current time, then carries the plan
+//! out. Nothing here reads a clock or talks to the network.
+
+mod backoff;
+mod compile;
+mod concurrency;
+mod flow_status;
+mod job_builder;
+mod job_outcome;
+mod naming;
+mod outputs;
+mod requests;
+mod run;
+mod running;
+mod schedule;
+mod state;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use backoff::backoff;
+pub use compile::CompiledFlow;
+pub use job_builder::{BuildJobError, build_job};
+pub use job_outcome::{JobOutcome, job_outcome};
+pub use naming::{MAX_JOB_NAME, job_name};
+pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+
+use state::Planning;
+
+use crate::api::{ConcurrencyPolicy, FlowPhase, JobFlow, JobFlowStatus};
+use crate::validation::ValidationErrors;
+
+/// What the agent observed for one flow, from its caches.
+#[derive(Clone, Debug, Default)]
+pub struct Observed<'a> {
+    /// The Jobs owned by the flow (label `workflow.kube-zen.io/flow`), any attempt.
+    pub jobs: Vec<&'a Job>,
+    /// The termination message of the succeeded pod of each Job, by Job name.
+    pub termination_messages: BTreeMap<String, String>,
+    /// Other flows in the namespace with the same `concurrencyKey`.
+    pub peers: Vec<PeerFlow>,
+}
+
+/// Another flow sharing this flow's `concurrencyKey`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerFlow {
+    /// Its name.
+    pub name: String,
+    /// When it was created; the older flow goes first.
+    pub created: Timestamp,
+    /// Its phase (None before the agent first wrote its status).
+    pub phase: Option<FlowPhase>,
+    /// Its own `concurrencyPolicy`: an older flow stops itself for a newer `Replace` peer.
+    pub policy: ConcurrencyPolicy,
+}
+
+/// One Event to record on the flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// A CamelCase reason, e.g. `StepCreated`.
+    pub reason: &'static str,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// A Job to delete, with why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobDeletion {
+    /// The Job's name.
+    pub name: String,
+    /// Why it is deleted (Timeout, ActiveDeadlineExceeded, Replaced).
+    pub reason: &'static str,
+}
+
+/// What must happen next for one flow.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// Complete batch/v1 Jobs to create with server-side apply.
+    pub create_jobs: Vec<Job>,
+    /// Jobs to delete (background propagation).
+    pub delete_jobs: Vec<JobDeletion>,
+    /// PersistentVolumeClaims and ConfigMaps from `resourceTemplates`, complete objects to apply.
+    pub apply_resources: Vec<serde_json::Value>,
+    /// The status the flow must have; equal to the current one when nothing changed.
+    pub status: JobFlowStatus,
+    /// Events to record.
+    pub events: Vec<PlannedEvent>,
+    /// When to look again even if nothing is observed to change.
+    pub requeue_after: Option<Duration>,
+    /// The flow's TTL has expired: delete the flow (its Jobs follow by garbage collection).
+    pub delete_flow: bool,
+}
+
+/// Plans one reconcile of `flow`.
+///
+/// `compiled` is the flow's spec compiled once per generation (or why it is invalid); `now` is
+/// the current time, the only clock the planner knows.
+pub fn plan(
+    flow: &JobFlow,
+    compiled: Result<&CompiledFlow, &ValidationErrors>,
+    observed: &Observed<'_>,
+    now: Timestamp,
+) -> Plan {
+    // Status times have whole seconds on the wire; planning with the same precision keeps an
+    // unchanged world's status equal to the one read back.
+    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
+    let mut planning = Planning::new(flow, observed, now);
+    if flow.metadata.deletion_timestamp.is_none() {
+        match compiled {
+            Ok(compiled) => planning.run(compiled),
+            Err(errors) => planning.fail_invalid(errors),
+        }
+    }
+    planning.finish()
+}

@@ -1,0 +1,20 @@
+//! Label, annotation and field-manager names shared by the agent, the webhook and the plugin.
+
+/// Label on a step's Job and its pods: the flow's name.
+pub const FLOW: &str = "workflow.kube-zen.io/flow";
+/// Label on a step's Job and its pods: the step's name.
+pub const STEP: &str = "workflow.kube-zen.io/step";
+/// Label on a step's Job and its pods: the attempt number, from 1.
+pub const ATTEMPT: &str = "workflow.kube-zen.io/attempt";
+/// Label on everything the agent creates; the agent watches Jobs by this label only.
+pub const MANAGED_BY: &str = "workflow.kube-zen.io/managed-by";
+/// The value of [`MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "jobflow-agent";
+/// The server-side apply field manager of everything the agent writes.
+pub const FIELD_MANAGER: &str = "jobflow-agent";
+
+/// Annotation prefix of approval requests: `approve.workflow.kube-zen.io/<step>: <request id>`.
+pub const APPROVE_PREFIX: &str = "approve.workflow.kube-zen.io/";
+/// Annotation of retry requests: `<request id>` retries the failed and skipped steps of a
+/// finished flow; `<request id>:<step>,<step>` retries those steps and everything downstream.
+pub const RETRY: &str = "workflow.kube-zen.io/retry";

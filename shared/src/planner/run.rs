@@ -1,0 +1,76 @@
+//! The order of one planning pass over a valid flow.
+
+use super::CompiledFlow;
+use super::concurrency::Gate;
+use super::state::{FlowFailure, Planning};
+use crate::api::FlowPhase;
+
+impl Planning<'_> {
+    /// Plans a valid flow: requests, concurrency, running steps, deadline, then new steps.
+    pub fn run(&mut self, compiled: &CompiledFlow) {
+        self.align_steps(&compiled.dag);
+        self.handle_retry_request(compiled);
+        if self.status.phase.is_some_and(FlowPhase::is_terminal) {
+            return;
+        }
+        match self.concurrency_gate() {
+            Gate::Proceed => {}
+            Gate::Wait(message) => {
+                if self.status.start_time.is_none() {
+                    self.waiting = Some(message);
+                    return;
+                }
+            }
+            Gate::Stop(message) => {
+                self.stop(compiled, FlowFailure { reason: "Replaced", message });
+                return;
+            }
+        }
+        if self.status.start_time.is_none() {
+            self.status.start_time = Some(self.now_time());
+        }
+        self.handle_approvals(compiled);
+        self.observe_running(compiled);
+        if let Some(failure) = self.deadline_exceeded() {
+            self.stop(compiled, failure);
+            return;
+        }
+        self.schedule(compiled);
+    }
+
+    /// The flow's `activeDeadlineSeconds` has passed, or when it will.
+    fn deadline_exceeded(&mut self) -> Option<FlowFailure> {
+        let seconds = self.flow.spec.execution_policy.active_deadline_seconds?;
+        let started = self.status.start_time.as_ref()?.0;
+        let deadline = started.checked_add(jiff::SignedDuration::from_secs(seconds)).ok()?;
+        if self.now < deadline {
+            self.wake_at(deadline);
+            return None;
+        }
+        Some(FlowFailure {
+            reason: "ActiveDeadlineExceeded",
+            message: format!("the flow ran longer than activeDeadlineSeconds ({seconds}s)"),
+        })
+    }
+
+    /// Ends the flow now: running Jobs are deleted, running steps fail and the rest are skipped.
+    pub fn stop(&mut self, compiled: &CompiledFlow, failure: FlowFailure) {
+        use crate::api::StepPhase;
+        for index in 0..compiled.dag.len() {
+            let step = &self.status.steps[index];
+            match step.phase {
+                StepPhase::Running => {
+                    if let Some(job) = step.job_ref.as_ref().map(|job| job.name.clone()) {
+                        self.delete_job(&job, failure.reason);
+                    }
+                    self.end_step(index, StepPhase::Failed, failure.reason, failure.message.clone());
+                }
+                phase if !phase.is_terminal() => {
+                    self.end_step(index, StepPhase::Skipped, failure.reason, failure.message.clone());
+                }
+                _ => {}
+            }
+        }
+        self.failure = Some(failure);
+    }
+}

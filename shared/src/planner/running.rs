@@ -1,0 +1,214 @@
+//! Running steps: their Jobs' verdicts, timeouts, deletions, and retries after a failure.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::CompiledFlow;
+use super::backoff::backoff;
+use super::job_builder::build_job;
+use super::job_outcome::{JobOutcome, job_outcome};
+use super::naming::job_name;
+use super::outputs::{ReadOutputsError, read_outputs};
+use super::state::Planning;
+use crate::api::{JobRef, StepPhase};
+
+/// How long a succeeded step waits for its pod's termination message to reach the cache.
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(30);
+/// How often a step waiting for its termination message looks again.
+const OUTPUT_POLL: Duration = Duration::from_secs(2);
+
+impl Planning<'_> {
+    /// Reads the verdict of every running step's Job and adopts Jobs made before a restart.
+    pub fn observe_running(&mut self, compiled: &CompiledFlow) {
+        for index in 0..compiled.dag.len() {
+            self.adopt_next_attempt(index);
+            if self.status.steps[index].phase == StepPhase::Running {
+                self.observe_step(index);
+            }
+        }
+    }
+
+    /// A Job for the next attempt exists although status does not know it (the agent stopped
+    /// between creating it and writing status): the step is running that attempt.
+    fn adopt_next_attempt(&mut self, index: usize) {
+        let step = &self.status.steps[index];
+        if step.phase != StepPhase::Pending {
+            return;
+        }
+        let flow = self.flow.metadata.name.as_deref().unwrap_or_default();
+        let attempt = step.attempt + 1;
+        let name = job_name(flow, &step.name, attempt);
+        if !self.jobs.contains_key(name.as_str()) {
+            return;
+        }
+        let now = self.now_time();
+        let job_ref = self.job_ref(name);
+        let step = &mut self.status.steps[index];
+        step.phase = StepPhase::Running;
+        step.attempt = attempt;
+        step.reason = None;
+        step.message = None;
+        step.next_attempt_time = None;
+        step.start_time.get_or_insert(now);
+        step.job_ref = Some(job_ref);
+    }
+
+    /// A reference to a Job of this flow.
+    pub fn job_ref(&self, name: String) -> JobRef {
+        JobRef {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name,
+            namespace: self.flow.metadata.namespace.clone(),
+            uid: None,
+        }
+    }
+
+    fn observe_step(&mut self, index: usize) {
+        let Some(job_name) = self.status.steps[index].job_ref.as_ref().map(|job| job.name.clone())
+        else {
+            // Running without a Job cannot happen through the planner; start over cleanly.
+            self.status.steps[index].phase = StepPhase::Pending;
+            return;
+        };
+        let Some(job) = self.jobs.get(job_name.as_str()).copied() else {
+            if self.status.steps[index].job_ref.as_ref().is_some_and(|job| job.uid.is_some()) {
+                self.attempt_failed(index, "JobDeleted", format!("Job {job_name} was deleted before it finished"));
+            } else {
+                // Created but not seen yet (or the create was lost): applying it again is
+                // idempotent, thanks to the deterministic name.
+                self.recreate(index);
+            }
+            return;
+        };
+        if let Some(job_ref) = self.status.steps[index].job_ref.as_mut() {
+            job_ref.uid.clone_from(&job.metadata.uid);
+        }
+        match job_outcome(job) {
+            JobOutcome::Succeeded => self.step_succeeded(index, job),
+            JobOutcome::Failed { reason, message } => {
+                self.attempt_failed(index, &reason, format!("Job {job_name} failed: {message}"));
+            }
+            JobOutcome::Running => self.check_timeout(index, job),
+        }
+    }
+
+    fn recreate(&mut self, index: usize) {
+        let step = self.spec_step(index);
+        let attempt = self.status.steps[index].attempt;
+        let outputs = self.outputs_by_step();
+        if let Ok(job) = build_job(self.flow, step, attempt, &outputs) {
+            self.plan.create_jobs.push(job);
+        }
+    }
+
+    /// Outputs of every step that has some, for parameter substitution.
+    pub fn outputs_by_step(&self) -> BTreeMap<&str, &BTreeMap<String, String>> {
+        self.status
+            .steps
+            .iter()
+            .filter(|step| !step.outputs.is_empty())
+            .map(|step| (step.name.as_str(), &step.outputs))
+            .collect()
+    }
+
+    fn step_succeeded(&mut self, index: usize, job: &k8s_openapi::api::batch::v1::Job) {
+        let step = self.spec_step(index);
+        let declared = step.outputs.as_ref().map(|outputs| outputs.parameters.as_slice()).unwrap_or_default();
+        let job_name = job.metadata.name.clone().unwrap_or_default();
+        if !declared.is_empty() {
+            let message = self.observed.termination_messages.get(&job_name).map(String::as_str);
+            match read_outputs(declared, message, job) {
+                Ok(values) => self.status.steps[index].outputs = values,
+                Err(ReadOutputsError::MessageMissing) if self.within_output_grace(job) => {
+                    let next = self.after(OUTPUT_POLL);
+                    self.wake_at(next);
+                    return;
+                }
+                Err(error) => {
+                    self.attempt_failed(index, "OutputsUnavailable", format!("Job {job_name} succeeded but {error}"));
+                    return;
+                }
+            }
+        }
+        let name = self.status.steps[index].name.clone();
+        self.end_step(index, StepPhase::Succeeded, "JobSucceeded", format!("Job {job_name} succeeded"));
+        self.event("StepSucceeded", format!("Step {name} succeeded (Job {job_name})"));
+    }
+
+    fn within_output_grace(&self, job: &k8s_openapi::api::batch::v1::Job) -> bool {
+        let finished = job
+            .status
+            .as_ref()
+            .and_then(|status| status.completion_time.as_ref())
+            .map_or(self.now, |time| time.0);
+        self.now.duration_since(finished) < SignedDuration::try_from(OUTPUT_GRACE).unwrap_or_default()
+    }
+
+    fn check_timeout(&mut self, index: usize, job: &k8s_openapi::api::batch::v1::Job) {
+        let Some(seconds) = self.spec_step(index).timeout_seconds else {
+            return;
+        };
+        let Some(started) = job.metadata.creation_timestamp.as_ref().map(|time| time.0) else {
+            return;
+        };
+        let Ok(deadline) = started.checked_add(SignedDuration::from_secs(seconds)) else {
+            return;
+        };
+        if self.now < deadline {
+            self.wake_at(deadline);
+            return;
+        }
+        let name = self.status.steps[index].name.clone();
+        let job_name = job.metadata.name.clone().unwrap_or_default();
+        self.delete_job(&job_name, "Timeout");
+        self.warning("StepTimeout", format!("Step {name} exceeded timeoutSeconds ({seconds}s); Job {job_name} deleted"));
+        self.attempt_failed(index, "Timeout", format!("attempt exceeded timeoutSeconds ({seconds}s)"));
+    }
+
+    /// The current attempt of `index` failed: retry after the backoff if the step's retries and
+    /// the flow's `backoffLimit` allow, else the step fails.
+    pub fn attempt_failed(&mut self, index: usize, reason: &str, message: String) {
+        let name = self.status.steps[index].name.clone();
+        let Some(policy) = self.spec_step(index).retry_policy.as_ref() else {
+            self.fail_step(index, reason, message);
+            return;
+        };
+        let retries = self.status.steps[index].retry_count;
+        if retries >= policy.limit {
+            let message = format!("{message} (no retries left: retryPolicy.limit is {})", policy.limit);
+            self.fail_step(index, reason, message);
+            return;
+        }
+        let used: i32 = self.status.steps.iter().map(|step| step.retry_count).sum();
+        let limit = self.flow.spec.execution_policy.backoff_limit;
+        if used >= limit {
+            let message = format!("{message}; not retried: the flow used all {limit} retries of executionPolicy.backoffLimit");
+            self.fail_step(index, "BackoffLimitExceeded", message);
+            return;
+        }
+        let wait = backoff(policy, retries);
+        let next = self.after(wait);
+        let step = &mut self.status.steps[index];
+        step.retry_count += 1;
+        step.phase = StepPhase::Pending;
+        step.reason = Some(reason.to_owned());
+        step.message = Some(super::state::cut(
+            format!("{message}; retry {} of {} in {}s", retries + 1, policy.limit, wait.as_secs()),
+            super::state::MAX_STEP_MESSAGE,
+        ));
+        step.next_attempt_time = (!wait.is_zero()).then(|| Time(next));
+        self.wake_at(next);
+        self.event("StepRetry", format!("Step {name} failed ({reason}); retry {} of {} in {}s", retries + 1, policy.limit, wait.as_secs()));
+    }
+
+    /// The step failed for good.
+    pub fn fail_step(&mut self, index: usize, reason: &str, message: String) {
+        let name = self.status.steps[index].name.clone();
+        self.warning("StepFailed", format!("Step {name} failed ({reason}): {message}"));
+        self.end_step(index, StepPhase::Failed, reason, message);
+    }
+}

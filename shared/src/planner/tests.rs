@@ -1,0 +1,510 @@
+//! Unit tests of the planner's rules, one simulated world each.
+
+use std::time::Duration;
+
+use super::testing::{World, flow, job_step, t};
+use crate::api::{
+    Backoff, BackoffType, ConcurrencyPolicy, FlowPhase, Parameter, ParameterSource, RetryPolicy,
+    StepOutputs, StepPhase, StepType,
+};
+use crate::labels;
+
+fn phase(world: &World) -> FlowPhase {
+    world.flow.status.as_ref().unwrap().phase.unwrap()
+}
+
+fn reason(world: &World) -> String {
+    world.flow.status.as_ref().unwrap().conditions[0].reason.clone()
+}
+
+fn created(plan: &super::Plan) -> Vec<String> {
+    plan.create_jobs.iter().map(|job| job.metadata.name.clone().unwrap()).collect()
+}
+
+#[test]
+fn linear_chain_runs_in_dependency_order_and_succeeds() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"]), job_step("c", &["b"])]));
+    let plan = world.step_at(t(1));
+    assert_eq!(created(&plan), ["etl-a-1"]);
+    assert_eq!(phase(&world), FlowPhase::Running);
+    assert_eq!(world.step("b").phase, StepPhase::Pending);
+
+    world.finish("etl-a-1", true, t(2));
+    assert_eq!(created(&world.step_at(t(2))), ["etl-b-1"]);
+    world.finish("etl-b-1", true, t(3));
+    assert_eq!(created(&world.step_at(t(3))), ["etl-c-1"]);
+    world.finish("etl-c-1", true, t(4));
+    let plan = world.step_at(t(4));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(phase(&world), FlowPhase::Succeeded);
+    assert_eq!(reason(&world), "FlowSucceeded");
+    let status = world.flow.status.as_ref().unwrap();
+    assert_eq!(status.completion_time.as_ref().unwrap().0, t(4));
+    assert_eq!(status.start_time.as_ref().unwrap().0, t(1));
+    assert_eq!(status.progress.as_ref().unwrap().summary, "3/3");
+    assert!(plan.events.iter().any(|event| event.reason == "FlowSucceeded"));
+}
+
+#[test]
+fn an_unchanged_world_plans_nothing() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"])]));
+    world.step_at(t(1));
+    let again = world.plan(t(5));
+    assert!(again.create_jobs.is_empty() && again.delete_jobs.is_empty() && again.events.is_empty());
+    assert_eq!(Some(&again.status), world.flow.status.as_ref());
+}
+
+#[test]
+fn jobs_carry_labels_owner_and_substituted_strings() {
+    let mut world = World::new(flow(vec![job_step("a", &[])]));
+    let plan = world.step_at(t(1));
+    let job = &plan.create_jobs[0];
+    let labels = job.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels[labels::FLOW], "etl");
+    assert_eq!(labels[labels::STEP], "a");
+    assert_eq!(labels[labels::ATTEMPT], "1");
+    assert_eq!(labels[labels::MANAGED_BY], labels::MANAGED_BY_VALUE);
+    let pod_labels = job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+    assert_eq!(pod_labels[labels::MANAGED_BY], labels::MANAGED_BY_VALUE);
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.controller), ("JobFlow", Some(true)));
+    let args = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone();
+    assert_eq!(args.unwrap(), ["echo", "a"]);
+}
+
+#[test]
+fn a_diamond_runs_both_branches_at_once_and_joins() {
+    let mut world = World::new(flow(vec![
+        job_step("a", &[]),
+        job_step("b", &["a"]),
+        job_step("c", &["a"]),
+        job_step("d", &["b", "c"]),
+    ]));
+    world.step_at(t(1));
+    world.finish("etl-a-1", true, t(2));
+    assert_eq!(created(&world.step_at(t(2))), ["etl-b-1", "etl-c-1"]);
+    world.finish("etl-b-1", true, t(3));
+    assert!(world.step_at(t(3)).create_jobs.is_empty());
+    world.finish("etl-c-1", true, t(4));
+    assert_eq!(created(&world.step_at(t(4))), ["etl-d-1"]);
+}
+
+fn failing_world(fail_fast: bool) -> World {
+    let mut spec = flow(vec![job_step("a", &[]), job_step("b", &["a"]), job_step("x", &[]), job_step("y", &["x"])]);
+    spec.spec.execution_policy.fail_fast = fail_fast;
+    let mut world = World::new(spec);
+    world.step_at(t(1));
+    world.finish("etl-a-1", false, t(2));
+    world.step_at(t(2));
+    world
+}
+
+#[test]
+fn a_failure_skips_downstream_and_fail_fast_stops_new_steps() {
+    let mut world = failing_world(true);
+    assert_eq!(world.step("b").phase, StepPhase::Skipped);
+    assert_eq!(world.step("b").reason.as_deref(), Some("UpstreamFailed"));
+    assert!(world.step("b").message.as_ref().unwrap().contains("a failed"));
+    // x was running and finishes; y never starts.
+    assert_eq!(phase(&world), FlowPhase::Running);
+    world.finish("etl-x-1", true, t(3));
+    let plan = world.step_at(t(3));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(world.step("y").reason.as_deref(), Some("FailFast"));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    assert_eq!(reason(&world), "FlowFailed");
+}
+
+#[test]
+fn without_fail_fast_an_independent_branch_finishes() {
+    let mut world = failing_world(false);
+    world.finish("etl-x-1", true, t(3));
+    assert_eq!(created(&world.step_at(t(3))), ["etl-y-1"]);
+    world.finish("etl-y-1", true, t(4));
+    world.step_at(t(4));
+    assert_eq!(world.step("y").phase, StepPhase::Succeeded);
+    assert_eq!(phase(&world), FlowPhase::Failed);
+}
+
+#[test]
+fn continue_on_failure_lets_dependents_run_and_the_flow_succeed() {
+    let mut a = job_step("a", &[]);
+    a.continue_on_failure = true;
+    let mut world = World::new(flow(vec![a, job_step("b", &["a"])]));
+    world.step_at(t(1));
+    world.finish("etl-a-1", false, t(2));
+    assert_eq!(created(&world.step_at(t(2))), ["etl-b-1"]);
+    world.finish("etl-b-1", true, t(3));
+    world.step_at(t(3));
+    assert_eq!(phase(&world), FlowPhase::Succeeded);
+}
+
+#[test]
+fn when_false_skips_the_step_and_dependents_still_run() {
+    let mut b = job_step("b", &["a"]);
+    b.when = Some("steps.a.phase == 'Failed'".into());
+    let mut world = World::new(flow(vec![job_step("a", &[]), b, job_step("c", &["b"])]));
+    world.step_at(t(1));
+    world.finish("etl-a-1", true, t(2));
+    let plan = world.step_at(t(2));
+    assert_eq!(world.step("b").reason.as_deref(), Some("WhenFalse"));
+    assert_eq!(created(&plan), ["etl-c-1"]);
+}
+
+#[test]
+fn when_true_runs_the_step() {
+    let mut b = job_step("b", &["a"]);
+    b.when = Some("steps.a.phase == 'Succeeded'".into());
+    let mut world = World::new(flow(vec![job_step("a", &[]), b]));
+    world.step_at(t(1));
+    world.finish("etl-a-1", true, t(2));
+    assert_eq!(created(&world.step_at(t(2))), ["etl-b-1"]);
+}
+
+fn retrying(limit: i32, duration: &str) -> RetryPolicy {
+    RetryPolicy {
+        limit,
+        backoff: Some(Backoff { backoff_type: BackoffType::Exponential, duration: duration.into(), factor: Some(2.0) }),
+    }
+}
+
+#[test]
+fn retries_wait_for_the_backoff_and_use_new_job_names() {
+    let mut a = job_step("a", &[]);
+    a.retry_policy = Some(retrying(2, "10s"));
+    let mut world = World::new(flow(vec![a]));
+    world.step_at(t(0));
+    world.finish("etl-a-1", false, t(5));
+    let plan = world.step_at(t(5));
+    assert_eq!(world.step("a").phase, StepPhase::Pending);
+    assert_eq!(world.step("a").retry_count, 1);
+    assert_eq!(world.step("a").next_attempt_time.as_ref().unwrap().0, t(15));
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(10)));
+    assert!(plan.events.iter().any(|event| event.reason == "StepRetry"));
+
+    let early = world.step_at(t(14));
+    assert!(early.create_jobs.is_empty());
+    assert_eq!(early.requeue_after, Some(Duration::from_secs(1)));
+    assert_eq!(created(&world.step_at(t(15))), ["etl-a-2"]);
+    assert_eq!(world.step("a").attempt, 2);
+
+    // Second retry waits 20s (factor 2).
+    world.finish("etl-a-2", false, t(20));
+    world.step_at(t(20));
+    assert_eq!(world.step("a").next_attempt_time.as_ref().unwrap().0, t(40));
+    assert_eq!(created(&world.step_at(t(40))), ["etl-a-3"]);
+    world.finish("etl-a-3", false, t(41));
+    world.step_at(t(41));
+    assert_eq!(world.step("a").phase, StepPhase::Failed);
+    assert!(world.step("a").message.as_ref().unwrap().contains("no retries left"));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+}
+
+#[test]
+fn backoff_limit_caps_retries_across_steps() {
+    let mut a = job_step("a", &[]);
+    a.retry_policy = Some(RetryPolicy { limit: 5, backoff: None });
+    let mut b = job_step("b", &[]);
+    b.retry_policy = Some(RetryPolicy { limit: 5, backoff: None });
+    let mut spec = flow(vec![a, b]);
+    spec.spec.execution_policy.backoff_limit = 1;
+    let mut world = World::new(spec);
+    world.step_at(t(0));
+    world.finish("etl-a-1", false, t(1));
+    assert_eq!(created(&world.step_at(t(1))), ["etl-a-2"]);
+    world.finish("etl-b-1", false, t(2));
+    world.step_at(t(2));
+    assert_eq!(world.step("b").phase, StepPhase::Failed);
+    assert_eq!(world.step("b").reason.as_deref(), Some("BackoffLimitExceeded"));
+    world.finish("etl-a-2", true, t(3));
+    world.step_at(t(3));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    assert_eq!(reason(&world), "BackoffLimitExceeded");
+}
+
+#[test]
+fn a_step_timeout_deletes_the_job_and_fails_the_attempt() {
+    let mut a = job_step("a", &[]);
+    a.timeout_seconds = Some(30);
+    let mut world = World::new(flow(vec![a]));
+    world.step_at(t(0));
+    let plan = world.step_at(t(10));
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(20)));
+    let plan = world.step_at(t(30));
+    assert_eq!(plan.delete_jobs.len(), 1);
+    assert_eq!(plan.delete_jobs[0].reason, "Timeout");
+    assert_eq!(world.step("a").reason.as_deref(), Some("Timeout"));
+    assert!(plan.events.iter().any(|event| event.reason == "StepTimeout"));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+}
+
+#[test]
+fn the_flow_deadline_stops_everything() {
+    let mut spec = flow(vec![job_step("a", &[]), job_step("b", &["a"])]);
+    spec.spec.execution_policy.active_deadline_seconds = Some(60);
+    let mut world = World::new(spec);
+    assert_eq!(world.step_at(t(0)).requeue_after, Some(Duration::from_secs(60)));
+    let plan = world.step_at(t(60));
+    assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
+    assert_eq!(world.step("a").phase, StepPhase::Failed);
+    assert_eq!(world.step("b").phase, StepPhase::Skipped);
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    assert_eq!(reason(&world), "ActiveDeadlineExceeded");
+}
+
+#[test]
+fn manual_steps_wait_for_approval_once() {
+    let gate = crate::api::Step { name: "approve".into(), step_type: StepType::Manual, dependencies: vec!["a".into()], ..Default::default() };
+    let mut world = World::new(flow(vec![job_step("a", &[]), gate, job_step("b", &["approve"])]));
+    world.step_at(t(0));
+    world.finish("etl-a-1", true, t(1));
+    let plan = world.step_at(t(1));
+    assert_eq!(world.step("approve").phase, StepPhase::PendingApproval);
+    assert_eq!(phase(&world), FlowPhase::Paused);
+    assert!(plan.events.iter().any(|event| event.reason == "StepPendingApproval"));
+
+    let key = format!("{}approve", labels::APPROVE_PREFIX);
+    world.flow.metadata.annotations = Some([(key.clone(), "r1".to_owned())].into());
+    let plan = world.step_at(t(2));
+    assert_eq!(world.step("approve").phase, StepPhase::Succeeded);
+    assert_eq!(created(&plan), ["etl-b-1"]);
+    assert_eq!(world.flow.status.as_ref().unwrap().handled_requests[&key], "r1");
+    assert!(world.step_at(t(3)).events.is_empty());
+}
+
+#[test]
+fn suspend_holds_new_steps_and_resume_continues() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"])]));
+    world.step_at(t(0));
+    world.flow.spec.suspend = Some(true);
+    world.finish("etl-a-1", true, t(1));
+    let plan = world.step_at(t(1));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(phase(&world), FlowPhase::Suspended);
+    world.flow.spec.suspend = Some(false);
+    let plan = world.step_at(t(2));
+    assert_eq!(created(&plan), ["etl-b-1"]);
+    assert!(plan.events.iter().any(|event| event.reason == "FlowResumed"));
+}
+
+#[test]
+fn parallelism_caps_running_steps() {
+    let steps = (0..5).map(|i| job_step(&format!("s{i}"), &[])).collect();
+    let mut spec = flow(steps);
+    spec.spec.execution_policy.parallelism = Some(2);
+    let mut world = World::new(spec);
+    assert_eq!(created(&world.step_at(t(0))), ["etl-s0-1", "etl-s1-1"]);
+    world.finish("etl-s0-1", true, t(1));
+    assert_eq!(created(&world.step_at(t(1))), ["etl-s2-1"]);
+}
+
+#[test]
+fn finally_steps_run_after_a_failure_and_see_the_outcome() {
+    let mut spec = flow(vec![job_step("a", &[])]);
+    let mut notify = job_step("notify", &[]);
+    notify.when = Some("flow.phase == 'Failed'".into());
+    let mut celebrate = job_step("celebrate", &[]);
+    celebrate.when = Some("flow.phase == 'Succeeded'".into());
+    spec.spec.finally = vec![notify, celebrate];
+    let mut world = World::new(spec);
+    assert_eq!(created(&world.step_at(t(0))), ["etl-a-1"]);
+    world.finish("etl-a-1", false, t(1));
+    assert_eq!(created(&world.step_at(t(1))), ["etl-notify-1"]);
+    assert_eq!(world.step("celebrate").phase, StepPhase::Skipped);
+    world.finish("etl-notify-1", true, t(2));
+    world.step_at(t(2));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+}
+
+#[test]
+fn a_deleted_job_fails_its_step_and_an_unseen_one_is_applied_again() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &[])]));
+    world.step_at(t(0));
+    // b's Job never reached the cache: the plan applies it again (idempotent).
+    world.jobs.retain(|job| job.metadata.name.as_deref() != Some("etl-b-1"));
+    if let Some(step) = world.flow.status.as_mut().unwrap().steps.iter_mut().find(|s| s.name == "b") {
+        step.job_ref.as_mut().unwrap().uid = None;
+    }
+    let observed_a = world.plan(t(1));
+    assert_eq!(created(&observed_a), ["etl-b-1"]);
+    world.apply(&observed_a, t(1));
+    // a's Job was seen (uid recorded) and then deleted by someone.
+    world.jobs.retain(|job| job.metadata.name.as_deref() != Some("etl-a-1"));
+    world.step_at(t(2));
+    assert_eq!(world.step("a").phase, StepPhase::Failed);
+    assert_eq!(world.step("a").reason.as_deref(), Some("JobDeleted"));
+}
+
+#[test]
+fn a_job_created_before_a_restart_is_adopted_not_duplicated() {
+    let mut world = World::new(flow(vec![job_step("a", &[])]));
+    let plan = world.plan(t(0));
+    // The agent created the Job, then died before writing status.
+    world.apply(&plan, t(0));
+    world.flow.status = None;
+    let plan = world.step_at(t(1));
+    assert!(plan.create_jobs.is_empty(), "{:?}", created(&plan));
+    assert_eq!(world.step("a").phase, StepPhase::Running);
+    assert_eq!(world.created, ["etl-a-1"]);
+}
+
+#[test]
+fn invalid_and_cyclic_flows_fail_with_the_precise_reason() {
+    let mut world = World::new(flow(vec![job_step("a", &["b"]), job_step("b", &["a"])]));
+    world.step_at(t(0));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    assert_eq!(reason(&world), "DAGCycle");
+    let message = &world.flow.status.as_ref().unwrap().conditions[0].message;
+    assert!(message.contains("a -> b -> a"), "{message}");
+
+    let mut world = World::new(flow(vec![job_step("a", &["transfrom"]), job_step("transform", &[])]));
+    world.step_at(t(0));
+    assert_eq!(reason(&world), "ValidationFailed");
+    assert!(world.jobs.is_empty());
+}
+
+#[test]
+fn a_finished_flow_is_deleted_after_its_ttl() {
+    let mut spec = flow(vec![job_step("a", &[])]);
+    spec.spec.execution_policy.ttl_seconds_after_finished = 100;
+    let mut world = World::new(spec);
+    world.step_at(t(0));
+    world.finish("etl-a-1", true, t(10));
+    let plan = world.step_at(t(10));
+    assert!(!plan.delete_flow);
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(100)));
+    assert!(!world.step_at(t(109)).delete_flow);
+    assert!(world.step_at(t(110)).delete_flow);
+}
+
+#[test]
+fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
+    let mut spec = flow(vec![job_step("a", &[])]);
+    spec.spec.execution_policy.concurrency_key = Some("db".into());
+    let mut world = World::new(spec);
+    world.peers.push(super::PeerFlow { name: "older".into(), created: t(-10), phase: Some(FlowPhase::Running), policy: ConcurrencyPolicy::Forbid });
+    let plan = world.step_at(t(0));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(phase(&world), FlowPhase::Pending);
+    assert!(world.flow.status.as_ref().unwrap().conditions[0].message.contains("\"older\""));
+    world.peers[0].phase = Some(FlowPhase::Succeeded);
+    assert_eq!(created(&world.step_at(t(1))), ["etl-a-1"]);
+
+    // A newer flow with Replace stops this one.
+    world.peers.push(super::PeerFlow { name: "newer".into(), created: t(5), phase: Some(FlowPhase::Pending), policy: ConcurrencyPolicy::Replace });
+    let plan = world.step_at(t(6));
+    assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    assert_eq!(reason(&world), "Replaced");
+}
+
+#[test]
+fn a_retry_request_reruns_only_the_failed_part() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"]), job_step("c", &["b"])]));
+    world.step_at(t(0));
+    world.finish("etl-a-1", true, t(1));
+    world.step_at(t(1));
+    world.finish("etl-b-1", false, t(2));
+    world.step_at(t(2));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    let completed_at = world.step("a").completion_time.clone();
+
+    world.flow.metadata.annotations = Some([(labels::RETRY.to_owned(), "r1".to_owned())].into());
+    let plan = world.step_at(t(3));
+    assert_eq!(created(&plan), ["etl-b-2"]);
+    assert_eq!(phase(&world), FlowPhase::Running);
+    assert_eq!(world.step("a").completion_time, completed_at);
+    world.finish("etl-b-2", true, t(4));
+    assert_eq!(created(&world.step_at(t(4))), ["etl-c-1"]);
+    world.finish("etl-c-1", true, t(5));
+    world.step_at(t(5));
+    assert_eq!(phase(&world), FlowPhase::Succeeded);
+    // The request is acknowledged: it is not carried out again.
+    assert!(world.step_at(t(6)).create_jobs.is_empty());
+}
+
+#[test]
+fn outputs_reach_later_steps_args() {
+    let mut a = job_step("a", &[]);
+    a.outputs = Some(StepOutputs {
+        parameters: vec![Parameter {
+            name: "rows".into(),
+            value: None,
+            value_from: Some(ParameterSource { json_path: Some(".rows".into()), ..Default::default() }),
+        }],
+        artifacts: vec![],
+    });
+    let mut b = job_step("b", &["a"]);
+    b.when = Some("int(steps.a.outputs.rows) > 10".into());
+    b.template.as_mut().unwrap()["spec"]["template"]["spec"]["containers"][0]["args"] =
+        serde_json::json!(["load", "{{steps.a.outputs.rows}}"]);
+    let mut world = World::new(flow(vec![a, b]));
+    world.step_at(t(0));
+    world.finish("etl-a-1", true, t(1));
+    // The pod's message has not reached the cache yet: wait, do not fail.
+    let plan = world.step_at(t(1));
+    assert_eq!(world.step("a").phase, StepPhase::Running);
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(2)));
+    world.messages.insert("etl-a-1".into(), r#"{"rows": 42}"#.into());
+    let plan = world.step_at(t(2));
+    assert_eq!(world.step("a").outputs["rows"], "42");
+    let args = plan.create_jobs[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone();
+    assert_eq!(args.unwrap(), ["load", "42"]);
+}
+
+#[test]
+fn secret_inputs_become_env_references_never_values() {
+    let mut a = job_step("a", &[]);
+    a.inputs = Some(crate::api::StepInputs {
+        parameters: vec![Parameter {
+            name: "DB_PASSWORD".into(),
+            value: None,
+            value_from: Some(ParameterSource {
+                secret_key_ref: Some(crate::api::KeyRef { name: "db".into(), key: "password".into(), optional: None }),
+                ..Default::default()
+            }),
+        }],
+        artifacts: vec![],
+    });
+    a.template.as_mut().unwrap()["spec"]["template"]["spec"]["containers"][0]["args"] =
+        serde_json::json!(["connect", "--password={{inputs.parameters.DB_PASSWORD}}"]);
+    let world = World::new(flow(vec![a]));
+    let plan = world.plan(t(0));
+    let container = &plan.create_jobs[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
+    assert_eq!(container.args.as_ref().unwrap()[1], "--password=$(DB_PASSWORD)");
+    let env = &container.env.as_ref().unwrap()[0];
+    assert_eq!(env.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().key, "password");
+}
+
+#[test]
+fn timestamps_never_change_once_set() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"])]));
+    world.step_at(t(0));
+    let started = world.flow.status.as_ref().unwrap().start_time.clone();
+    world.finish("etl-a-1", true, t(5));
+    world.step_at(t(5));
+    let a_done = world.step("a").completion_time.clone();
+    world.finish("etl-b-1", true, t(9));
+    world.step_at(t(9));
+    world.step_at(t(20));
+    assert_eq!(world.flow.status.as_ref().unwrap().start_time, started);
+    assert_eq!(world.step("a").completion_time, a_done);
+    assert_eq!(world.flow.status.as_ref().unwrap().completion_time.as_ref().unwrap().0, t(9));
+}
+
+#[test]
+fn a_thousand_step_status_stays_small() {
+    let steps = (0..1000).map(|i| {
+        let mut step = job_step(&format!("step-with-a-longish-name-{i:04}"), &[]);
+        step.retry_policy = Some(retrying(1, "1s"));
+        step
+    });
+    let mut world = World::new(flow(steps.collect()));
+    world.step_at(t(0));
+    for name in world.running_jobs() {
+        world.finish(&name, false, t(1));
+    }
+    world.step_at(t(1));
+    let size = serde_json::to_vec(world.flow.status.as_ref().unwrap()).unwrap().len();
+    assert!(size < 512 * 1024, "status is {size} bytes");
+}
