@@ -79,7 +79,10 @@ fn check_pod_failure_policy(policy: &PodFailurePolicy, problems: &mut Problems) 
         for (position, &code) in values.iter().enumerate() {
             let value_path = format!("{path}[{position}]");
             if !(0..=255).contains(&code) {
-                problems.invalid(value_path, format!("exit codes are 0 to 255, got {code}"));
+                problems.invalid(
+                    value_path,
+                    format!("{code} is not an exit code; use a number from 0 to 255"),
+                );
             } else if code == 0 && on_exit_codes.operator == ExitCodeOperator::In {
                 problems.invalid(
                     value_path,

@@ -579,8 +579,12 @@ fn pod_failure_exit_codes_are_listed_and_in_range() {
         problems,
         [
             format!("{base}[1].onExitCodes.values: lists no exit code; add at least one, e.g. [1]"),
-            format!("{base}[2].onExitCodes.values[1]: exit codes are 0 to 255, got 256"),
-            format!("{base}[2].onExitCodes.values[2]: exit codes are 0 to 255, got -1"),
+            format!(
+                "{base}[2].onExitCodes.values[1]: 256 is not an exit code; use a number from 0 to 255"
+            ),
+            format!(
+                "{base}[2].onExitCodes.values[2]: -1 is not an exit code; use a number from 0 to 255"
+            ),
             format!("{base}[2].onExitCodes.values[3]: 0 is listed twice; remove this one"),
             format!(
                 "{base}[3].onExitCodes.values[0]: 0 means success and cannot be matched with operator In; remove it"
@@ -670,4 +674,68 @@ fn an_update_must_also_be_valid() {
         "spec.steps[0].dependencies[0]",
         "unknown step \"ghost\"",
     );
+}
+
+mod agrees_with_the_dag {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::dag::Dag;
+
+    const NAMES: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
+
+    /// Up to eight steps, now and then one named like the first or depending on a step that
+    /// does not exist; the first `regular` are regular steps, the rest finally steps.
+    fn random_spec() -> impl Strategy<Value = JobFlowSpec> {
+        (1..=NAMES.len(), 1..=NAMES.len())
+            .prop_flat_map(|(count, regular)| {
+                let step = (
+                    proptest::bool::weighted(0.05),
+                    proptest::collection::btree_set(0..count, 0..3),
+                    proptest::bool::weighted(0.05),
+                );
+                (proptest::collection::vec(step, count), Just(regular))
+            })
+            .prop_map(|(steps, regular)| {
+                let mut steps: Vec<Step> = steps
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, (repeats_a_name, dependencies, needs_a_ghost))| {
+                        let name = if repeats_a_name {
+                            NAMES[0]
+                        } else {
+                            NAMES[index]
+                        };
+                        let mut dependencies: Vec<&str> =
+                            dependencies.into_iter().map(|d| NAMES[d]).collect();
+                        if needs_a_ghost {
+                            dependencies.push("ghost");
+                        }
+                        job(name, &dependencies)
+                    })
+                    .collect();
+                let finally = steps.split_off(regular.min(steps.len()));
+                JobFlowSpec {
+                    steps,
+                    finally,
+                    ..JobFlowSpec::default()
+                }
+            })
+    }
+
+    proptest! {
+        /// The planner builds the DAG of every flow that validates, so the two must agree.
+        #[test]
+        fn a_flow_validates_exactly_when_its_dag_builds(spec in random_spec()) {
+            let flow = JobFlow::new("demo", spec);
+            let validated = validate(&flow);
+            let built = Dag::build(&flow.spec);
+            prop_assert_eq!(validated.is_ok(), built.is_ok(), "{:?} / {:?}", validated, built);
+            if let Err(errors) = &validated
+                && errors.has_cycle()
+            {
+                prop_assert!(built.is_err());
+            }
+        }
+    }
 }
