@@ -12,6 +12,9 @@ source "$here/paths.sh"
 
 export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 mkdir -p "$CLUSTER_BIN" "$CLUSTER_SRC"
+# One build at a time per cache (two test runs at once would otherwise build into the same files).
+exec 9>"$cluster_cache/build.lock"
+flock 9
 
 log() { printf '[build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 

@@ -5,3 +5,13 @@ CLUSTER_BIN=${ZEN_FLOW_CLUSTER_BIN:-$cluster_cache/bin/k8s-$K8S_VERSION-etcd-$ET
 CLUSTER_SRC=$cluster_cache/src
 # Runtime state (PKI, etcd data, logs, PIDs, kubeconfig) of one running control plane.
 CLUSTER_STATE=${ZEN_FLOW_CLUSTER_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/.state}
+
+# lock_cluster: serializes up.sh and down.sh runs on the same CLUSTER_STATE (two test runs at once
+# must not stop each other's half-started control plane). The lock lives outside CLUSTER_STATE,
+# which down.sh removes; a nested call (up.sh running down.sh) already holds it through fd 9.
+lock_cluster() {
+  [ -n "${ZEN_FLOW_CLUSTER_LOCKED:-}" ] && return
+  exec 9>"${TMPDIR:-/tmp}/zen-flow-cluster-$(printf '%s' "$CLUSTER_STATE" | cksum | cut -d' ' -f1).lock"
+  flock 9
+  export ZEN_FLOW_CLUSTER_LOCKED=1
+}

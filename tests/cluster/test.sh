@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, the local control plane, clippy, then every test of the
+# workspace (unit, integration and the cluster tests, which need the control plane).
+#
+# The control plane is always stopped on exit, whatever happened (ZEN_FLOW_KEEP_CLUSTER=1 leaves
+# it running, e.g. to rerun one test with `cargo test`). On failure its logs are kept in
+# tests/cluster/.state/logs. ZEN_FLOW_TEST_THREADS (default 4) sets cargo test's --test-threads:
+# cluster tests mostly wait on the control plane, so more threads than cores pay off.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=versions.env
+source tests/cluster/versions.env
+# shellcheck source=paths.sh
+source tests/cluster/paths.sh
+
+summary=()
+# stage NAME CMD...: runs CMD, recording how long it took and whether it passed.
+stage() {
+  local name=$1 start=$SECONDS status=0
+  shift
+  printf '\n==> %s: %s\n' "$name" "$*" >&2
+  "$@" || status=$?
+  summary+=("$(printf '%-9s %5ss  %s' "$name" $((SECONDS - start)) "$([ "$status" = 0 ] && echo ok || echo "FAILED ($status)")")")
+  return "$status"
+}
+
+finish() {
+  local status=$?
+  if [ "${ZEN_FLOW_KEEP_CLUSTER:-0}" = 1 ]; then
+    echo "ZEN_FLOW_KEEP_CLUSTER=1: the control plane keeps running (stop it: bash tests/cluster/down.sh)" >&2
+  elif [ "$status" = 0 ]; then
+    bash tests/cluster/down.sh || true
+  else
+    bash tests/cluster/down.sh --keep-logs || true
+  fi
+  printf '\n==> summary (%ss in all)\n' "$SECONDS" >&2
+  printf '%s\n' "${summary[@]}" >&2
+  [ "$status" = 0 ] && echo "PASSED" >&2 || echo "FAILED" >&2
+  exit "$status"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+stage fmt cargo fmt --all -- --check
+stage build bash tests/cluster/build.sh
+stage up bash tests/cluster/up.sh
+export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig
+stage clippy cargo clippy --workspace --all-targets -- -D warnings
+stage test cargo test --workspace -- --test-threads="${ZEN_FLOW_TEST_THREADS:-4}"
