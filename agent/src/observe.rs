@@ -138,6 +138,7 @@ pub fn peers<'a>(flow: &JobFlow, flows: impl IntoIterator<Item = &'a JobFlow>) -
                     .as_ref()
                     .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
                 phase: other.status.as_ref().and_then(|s| s.phase),
+                policy: other.spec.execution_policy.concurrency_policy,
             })
         })
         .collect();
@@ -162,7 +163,7 @@ fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests {
     use super::*;
-    use jobflow::api::{FlowPhase, JobFlowSpec, JobFlowStatus};
+    use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlowSpec, JobFlowStatus};
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
     };
@@ -343,16 +344,18 @@ pub(crate) mod tests {
             phase: Some(FlowPhase::Succeeded),
             ..JobFlowStatus::default()
         });
-        let newer = flow("newer", "u2", Some("k"), 60);
+        let mut newer = flow("newer", "u2", Some("k"), 60);
+        newer.spec.execution_policy.concurrency_policy = ConcurrencyPolicy::Replace;
         let other_key = flow("x", "u3", Some("other"), 10);
         let mut other_ns = flow("y", "u4", Some("k"), 10);
         other_ns.metadata.namespace = Some("elsewhere".to_owned());
-        let all = [me.clone(), done, newer, other_key, other_ns];
+        let all = [me.clone(), done, newer.clone(), other_key, other_ns];
         let p = peers(&me, &all);
         let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["done", "newer"]);
         assert_eq!(p[0].phase, Some(FlowPhase::Succeeded));
         assert_eq!(p[1].phase, None);
+        assert_eq!(p[1].policy, newer.spec.execution_policy.concurrency_policy);
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         match shutdown_signal().await {
             Ok(()) => tracing::info!("shutting down"),
             Err(error) => {
-                tracing::error!(error = %chain(&error), "listening for signals failed; shutting down")
+                tracing::error!(error = %chain(&error), "listening for signals failed; shutting down");
             }
         }
         stop.send_replace(true);

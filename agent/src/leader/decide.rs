@@ -67,8 +67,9 @@ pub fn claimed(
 ) -> LeaseSpec {
     let mut next = spec.cloned().unwrap_or_default();
     if *decision == Decision::Acquire {
-        let previous = next.holder_identity.as_deref().unwrap_or_default();
-        if !previous.is_empty() && previous != identity {
+        // Every change of hands counts, after a release too (as client-go counts them); a Lease
+        // created now starts at none.
+        if spec.is_some() && next.holder_identity.as_deref() != Some(identity) {
             next.lease_transitions = Some(next.lease_transitions.unwrap_or(0).saturating_add(1));
         }
         next.holder_identity = Some(identity.to_owned());
@@ -182,6 +183,14 @@ mod tests {
             (first.lease_transitions, first.lease_duration_seconds),
             (None, Some(15))
         );
+        let after_release = claimed(
+            Some(&released(&old, at(1))),
+            &Decision::Acquire,
+            "me",
+            at(2),
+            D,
+        );
+        assert_eq!(after_release.lease_transitions, Some(4));
     }
 
     #[test]

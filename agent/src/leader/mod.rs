@@ -175,10 +175,10 @@ impl Elector {
                     }
                     Ok(Round::Following(holder)) => return LeaderError::KeepLease { holder },
                     Ok(Round::Conflict) => {
-                        tracing::debug!("the Lease changed while renewing; trying again")
+                        tracing::debug!("the Lease changed while renewing; trying again");
                     }
                     Err(error) => {
-                        tracing::warn!(error = %chain(&error), "renewing the Lease failed")
+                        tracing::warn!(error = %chain(&error), "renewing the Lease failed");
                     }
                 }
                 if renewed.elapsed() >= self.timing.renew_deadline {

@@ -142,6 +142,10 @@ const WAIT: &[f64] = &[
 
 impl Metrics {
     /// Creates and registers every series.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one registration per series and nothing else"
+    )]
     pub fn new() -> Result<Self, RegisterError> {
         let r = Registry::new();
         Ok(Self {
