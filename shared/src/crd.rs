@@ -30,7 +30,11 @@ pub enum RenderCrdError {
 pub fn jobflow_crd() -> CustomResourceDefinition {
     let mut crd = JobFlow::crd();
     for version in &mut crd.spec.versions {
-        let Some(root) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
             continue;
         };
         root.description = Some("A DAG of Kubernetes Jobs run by zen-flow.".into());
@@ -64,7 +68,9 @@ mod tests {
     /// `cargo run -p jobflow --bin crdgen` after changing the API.
     #[test]
     fn committed_crd_matches_the_types() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(CRD_PATH);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(CRD_PATH);
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         let generated = render_crd_yaml().unwrap();
         assert!(
@@ -76,10 +82,29 @@ mod tests {
 
     #[test]
     fn status_lists_are_list_maps_and_template_keeps_unknown_fields() {
-        let yaml = render_crd_yaml().unwrap();
-        assert!(yaml.contains("x-kubernetes-list-map-keys:\n                  - type"), "{yaml}");
-        assert!(yaml.contains("x-kubernetes-list-map-keys:\n                  - name"));
-        assert!(yaml.contains("x-kubernetes-preserve-unknown-fields: true"));
-        assert!(yaml.contains("subresources:\n      status: {}"));
+        let crd = serde_json::to_value(jobflow_crd()).unwrap();
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let status = &schema["properties"]["status"]["properties"];
+        assert_eq!(status["conditions"]["x-kubernetes-list-type"], "map");
+        assert_eq!(
+            status["conditions"]["x-kubernetes-list-map-keys"][0],
+            "type"
+        );
+        assert_eq!(status["steps"]["x-kubernetes-list-map-keys"][0], "name");
+        let step = &schema["properties"]["spec"]["properties"]["steps"]["items"]["properties"];
+        assert_eq!(
+            step["template"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        assert_eq!(
+            crd["spec"]["versions"][0]["subresources"]["status"],
+            serde_json::json!({})
+        );
+        assert!(
+            schema["x-kubernetes-validations"][0]["rule"]
+                .as_str()
+                .unwrap()
+                .contains("oldSelf")
+        );
     }
 }

@@ -40,7 +40,11 @@ mod tests {
     fn policy(backoff_type: BackoffType, duration: &str, factor: Option<f64>) -> RetryPolicy {
         RetryPolicy {
             limit: 5,
-            backoff: Some(Backoff { backoff_type, duration: duration.into(), factor }),
+            backoff: Some(Backoff {
+                backoff_type,
+                duration: duration.into(),
+                factor,
+            }),
         }
     }
 
@@ -56,13 +60,31 @@ mod tests {
 
     #[test]
     fn linear_and_fixed() {
-        assert_eq!(backoff(&policy(BackoffType::Linear, "5s", None), 2), Duration::from_secs(15));
-        assert_eq!(backoff(&policy(BackoffType::Fixed, "5s", None), 7), Duration::from_secs(5));
+        assert_eq!(
+            backoff(&policy(BackoffType::Linear, "5s", None), 2),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            backoff(&policy(BackoffType::Fixed, "5s", None), 7),
+            Duration::from_secs(5)
+        );
     }
 
     #[test]
     fn no_backoff_and_huge_backoff() {
-        assert_eq!(backoff(&RetryPolicy { limit: 1, backoff: None }, 3), Duration::ZERO);
-        assert_eq!(backoff(&policy(BackoffType::Exponential, "1h", Some(10.0)), 30), MAX_BACKOFF);
+        assert_eq!(
+            backoff(
+                &RetryPolicy {
+                    limit: 1,
+                    backoff: None
+                },
+                3
+            ),
+            Duration::ZERO
+        );
+        assert_eq!(
+            backoff(&policy(BackoffType::Exponential, "1h", Some(10.0)), 30),
+            MAX_BACKOFF
+        );
     }
 }

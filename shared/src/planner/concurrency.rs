@@ -22,11 +22,19 @@ impl Planning<'_> {
     /// Decides whether this flow may run, must wait, or must stop for a newer one.
     pub fn concurrency_gate(&self) -> Gate {
         let policy = &self.flow.spec.execution_policy;
-        let Some(key) = policy.concurrency_key.as_deref().filter(|key| !key.is_empty()) else {
+        let Some(key) = policy
+            .concurrency_key
+            .as_deref()
+            .filter(|key| !key.is_empty())
+        else {
             return Gate::Proceed;
         };
         let me = (
-            self.flow.metadata.creation_timestamp.as_ref().map(|time| time.0),
+            self.flow
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|time| time.0),
             self.flow.metadata.name.as_deref().unwrap_or_default(),
         );
         let is_older = |peer: &super::PeerFlow| (Some(peer.created), peer.name.as_str()) < me;

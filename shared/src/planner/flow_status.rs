@@ -47,7 +47,10 @@ impl Planning<'_> {
         let count = |phase: StepPhase| steps.iter().filter(|step| step.phase == phase).count();
         let total = steps.len();
         if !steps.is_empty() && steps.iter().all(|step| step.phase.is_terminal()) {
-            let blocking = steps.iter().enumerate().find(|(index, _)| self.is_blocking_failure(*index));
+            let blocking = steps
+                .iter()
+                .enumerate()
+                .find(|(index, _)| self.is_blocking_failure(*index));
             return match blocking {
                 Some((_, step)) => {
                     let reason = if step.reason.as_deref() == Some("BackoffLimitExceeded") {
@@ -56,7 +59,11 @@ impl Planning<'_> {
                         "FlowFailed"
                     };
                     let detail = step.message.clone().unwrap_or_default();
-                    (FlowPhase::Failed, reason, format!("step {} failed: {detail}", step.name))
+                    (
+                        FlowPhase::Failed,
+                        reason,
+                        format!("step {} failed: {detail}", step.name),
+                    )
                 }
                 None => (
                     FlowPhase::Succeeded,
@@ -71,7 +78,11 @@ impl Planning<'_> {
             };
         }
         if self.flow.spec.suspend == Some(true) {
-            return (FlowPhase::Suspended, "FlowSuspended", "spec.suspend is true: no new step starts".into());
+            return (
+                FlowPhase::Suspended,
+                "FlowSuspended",
+                "spec.suspend is true: no new step starts".into(),
+            );
         }
         let waiting: Vec<&str> = steps
             .iter()
@@ -79,10 +90,21 @@ impl Planning<'_> {
             .map(|step| step.name.as_str())
             .collect();
         if !waiting.is_empty() && count(StepPhase::Running) == 0 {
-            return (FlowPhase::Paused, "FlowPaused", format!("waiting for approval of {}", waiting.join(", ")));
+            return (
+                FlowPhase::Paused,
+                "FlowPaused",
+                format!("waiting for approval of {}", waiting.join(", ")),
+            );
         }
         let done = steps.iter().filter(|step| step.phase.is_terminal()).count();
-        (FlowPhase::Running, "FlowRunning", format!("{done} of {total} steps done, {} running", count(StepPhase::Running)))
+        (
+            FlowPhase::Running,
+            "FlowRunning",
+            format!(
+                "{done} of {total} steps done, {} running",
+                count(StepPhase::Running)
+            ),
+        )
     }
 
     /// Sets the Ready condition, keeping `lastTransitionTime` unless its status flips.
@@ -91,7 +113,9 @@ impl Planning<'_> {
         let message = cut(message, MAX_CONDITION_MESSAGE);
         let generation = self.flow.metadata.generation;
         let now = self.now_time();
-        self.status.conditions.retain(|condition| condition.type_ == READY);
+        self.status
+            .conditions
+            .retain(|condition| condition.type_ == READY);
         match self.status.conditions.first_mut() {
             Some(condition) => {
                 if condition.status != status {
@@ -116,10 +140,12 @@ impl Planning<'_> {
     fn progress(&self) -> Progress {
         let steps = &self.status.steps;
         let count = |phase: StepPhase| {
-            i32::try_from(steps.iter().filter(|step| step.phase == phase).count()).unwrap_or(i32::MAX)
+            i32::try_from(steps.iter().filter(|step| step.phase == phase).count())
+                .unwrap_or(i32::MAX)
         };
         let total = i32::try_from(steps.len()).unwrap_or(i32::MAX);
-        let completed = count(StepPhase::Succeeded) + count(StepPhase::Failed) + count(StepPhase::Skipped);
+        let completed =
+            count(StepPhase::Succeeded) + count(StepPhase::Failed) + count(StepPhase::Skipped);
         Progress {
             completed_steps: completed,
             total_steps: total,
@@ -135,15 +161,23 @@ impl Planning<'_> {
         if self.old_phase == Some(phase) {
             return;
         }
-        let message = self.status.conditions.first().map(|c| c.message.clone()).unwrap_or_default();
+        let message = self
+            .status
+            .conditions
+            .first()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
         match (self.old_phase, phase) {
             (_, FlowPhase::Succeeded) => self.event("FlowSucceeded", message),
             (_, FlowPhase::Failed) => self.warning("FlowFailed", message),
             (_, FlowPhase::Suspended) => self.event("FlowSuspended", message),
             (_, FlowPhase::Paused) => self.event("FlowPaused", message),
-            (Some(FlowPhase::Suspended), FlowPhase::Running) => self.event("FlowResumed", message),
-            (Some(FlowPhase::Paused), FlowPhase::Running) => self.event("FlowResumed", message),
-            (None | Some(FlowPhase::Pending), FlowPhase::Running) => self.event("FlowStarted", message),
+            (Some(FlowPhase::Suspended | FlowPhase::Paused), FlowPhase::Running) => {
+                self.event("FlowResumed", message);
+            }
+            (None | Some(FlowPhase::Pending), FlowPhase::Running) => {
+                self.event("FlowStarted", message)
+            }
             (_, FlowPhase::Pending) => self.event("FlowWaiting", message),
             _ => {}
         }
@@ -157,7 +191,13 @@ impl Planning<'_> {
         let Some(finished) = self.status.completion_time.as_ref().map(|time| time.0) else {
             return;
         };
-        let ttl = SignedDuration::from_secs(self.flow.spec.execution_policy.ttl_seconds_after_finished.max(0));
+        let ttl = SignedDuration::from_secs(
+            self.flow
+                .spec
+                .execution_policy
+                .ttl_seconds_after_finished
+                .max(0),
+        );
         let expires = finished.checked_add(ttl).unwrap_or(jiff::Timestamp::MAX);
         if self.now >= expires {
             self.plan.delete_flow = true;

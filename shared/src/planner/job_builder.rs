@@ -66,23 +66,39 @@ pub fn build_job(
     let mut template = step
         .template
         .clone()
-        .ok_or_else(|| BuildJobError::MissingTemplate { step: step.name.clone() })?;
+        .ok_or_else(|| BuildJobError::MissingTemplate {
+            step: step.name.clone(),
+        })?;
     let resolver = Resolver::new(flow, step, attempt, outputs)?;
     substitute_strings(&mut template, &resolver)?;
-    let mut job: Job = serde_json::from_value(template).map_err(|error| {
-        BuildJobError::InvalidTemplate { step: step.name.clone(), message: error.to_string() }
-    })?;
-    let owner = flow.controller_owner_ref(&()).ok_or(BuildJobError::FlowWithoutUid)?;
+    let mut job: Job =
+        serde_json::from_value(template).map_err(|error| BuildJobError::InvalidTemplate {
+            step: step.name.clone(),
+            message: error.to_string(),
+        })?;
+    let owner = flow
+        .controller_owner_ref(&())
+        .ok_or(BuildJobError::FlowWithoutUid)?;
 
     let our_labels = BTreeMap::from([
         (labels::FLOW.to_owned(), flow_name.clone()),
         (labels::STEP.to_owned(), step.name.clone()),
         (labels::ATTEMPT.to_owned(), attempt.to_string()),
-        (labels::MANAGED_BY.to_owned(), labels::MANAGED_BY_VALUE.to_owned()),
+        (
+            labels::MANAGED_BY.to_owned(),
+            labels::MANAGED_BY_VALUE.to_owned(),
+        ),
     ]);
-    let step_labels = step.metadata.as_ref().map(|meta| meta.labels.clone()).unwrap_or_default();
-    let step_annotations =
-        step.metadata.as_ref().map(|meta| meta.annotations.clone()).unwrap_or_default();
+    let step_labels = step
+        .metadata
+        .as_ref()
+        .map(|meta| meta.labels.clone())
+        .unwrap_or_default();
+    let step_annotations = step
+        .metadata
+        .as_ref()
+        .map(|meta| meta.annotations.clone())
+        .unwrap_or_default();
 
     let meta = &mut job.metadata;
     meta.name = Some(job_name(&flow_name, &step.name, attempt));
@@ -99,10 +115,18 @@ pub fn build_job(
     let spec = job.spec.get_or_insert_with(Default::default);
     let pod_meta = spec.template.metadata.get_or_insert_with(Default::default);
     merge(&mut pod_meta.labels, &step_labels, &our_labels);
-    merge(&mut pod_meta.annotations, &step_annotations, &BTreeMap::new());
+    merge(
+        &mut pod_meta.annotations,
+        &step_annotations,
+        &BTreeMap::new(),
+    );
     if spec.pod_failure_policy.is_none() {
-        spec.pod_failure_policy =
-            flow.spec.execution_policy.pod_failure_policy.as_ref().map(native_pod_failure_policy);
+        spec.pod_failure_policy = flow
+            .spec
+            .execution_policy
+            .pod_failure_policy
+            .as_ref()
+            .map(native_pod_failure_policy);
     }
     if let Some(pod_spec) = spec.template.spec.as_mut() {
         for container in &mut pod_spec.containers {
@@ -191,7 +215,11 @@ impl<'a> Resolver<'a> {
             outputs,
             env: Vec::new(),
         };
-        let inputs = step.inputs.as_ref().map(|inputs| inputs.parameters.as_slice()).unwrap_or_default();
+        let inputs = step
+            .inputs
+            .as_ref()
+            .map(|inputs| inputs.parameters.as_slice())
+            .unwrap_or_default();
         for parameter in inputs {
             let source = parameter.value_from.as_ref();
             let value = if let Some(value) = &parameter.value {
@@ -227,7 +255,9 @@ impl<'a> Resolver<'a> {
                 return Err(BuildJobError::UnresolvedReference {
                     step: step.name.clone(),
                     reference: format!("inputs.parameters {:?}", parameter.name),
-                    why: "an input needs value, valueFrom.secretKeyRef or valueFrom.configMapKeyRef".into(),
+                    why:
+                        "an input needs value, valueFrom.secretKeyRef or valueFrom.configMapKeyRef"
+                            .into(),
                 });
             };
             resolver.parameters.insert(parameter.name.clone(), value);
@@ -248,22 +278,27 @@ impl<'a> Resolver<'a> {
     fn resolve(&self, reference: &str) -> Option<Result<String, BuildJobError>> {
         let parts: Vec<&str> = reference.split('.').collect();
         match parts.as_slice() {
-            ["inputs", "parameters", name] => Some(
-                self.parameters
-                    .get(*name)
-                    .cloned()
-                    .ok_or_else(|| self.unresolved(reference, format!("the step declares no input parameter {name:?}"))),
-            ),
+            ["inputs", "parameters", name] => {
+                Some(self.parameters.get(*name).cloned().ok_or_else(|| {
+                    self.unresolved(
+                        reference,
+                        format!("the step declares no input parameter {name:?}"),
+                    )
+                }))
+            }
             ["steps", step, "outputs", name] | ["steps", step, "outputs", "parameters", name] => {
                 Some(match self.outputs.get(step) {
-                    None => Err(self.unresolved(reference, format!("step {step:?} has no outputs (did it succeed?)"))),
+                    None => Err(self.unresolved(
+                        reference,
+                        format!("step {step:?} has no outputs (did it succeed?)"),
+                    )),
                     Some(values) => values.get(*name).cloned().ok_or_else(|| {
                         self.unresolved(reference, format!("step {step:?} has no output {name:?}"))
                     }),
                 })
             }
-            ["flow", "name"] | ["workflow", "name"] => Some(Ok(self.flow_name.clone())),
-            ["flow", "namespace"] | ["workflow", "namespace"] => Some(Ok(self.flow_namespace.clone())),
+            ["flow" | "workflow", "name"] => Some(Ok(self.flow_name.clone())),
+            ["flow" | "workflow", "namespace"] => Some(Ok(self.flow_namespace.clone())),
             ["step", "name"] => Some(Ok(self.step.name.clone())),
             ["step", "attempt"] => Some(Ok(self.attempt.to_string())),
             _ => None,
@@ -272,7 +307,11 @@ impl<'a> Resolver<'a> {
 }
 
 fn env_from(name: &str, source: EnvVarSource) -> EnvVar {
-    EnvVar { name: name.to_owned(), value: None, value_from: Some(source) }
+    EnvVar {
+        name: name.to_owned(),
+        value: None,
+        value_from: Some(source),
+    }
 }
 
 /// Replaces our `{{...}}` references in one string.

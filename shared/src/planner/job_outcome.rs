@@ -33,12 +33,18 @@ pub fn job_outcome(job: &Job) -> JobOutcome {
             .iter()
             .find(|condition| condition.type_ == kind && condition.status == "True")
     };
-    if is_true("Complete").or_else(|| is_true("SuccessCriteriaMet")).is_some() {
+    if is_true("Complete")
+        .or_else(|| is_true("SuccessCriteriaMet"))
+        .is_some()
+    {
         return JobOutcome::Succeeded;
     }
     if let Some(condition) = is_true("Failed").or_else(|| is_true("FailureTarget")) {
         return JobOutcome::Failed {
-            reason: condition.reason.clone().unwrap_or_else(|| "JobFailed".into()),
+            reason: condition
+                .reason
+                .clone()
+                .unwrap_or_else(|| "JobFailed".into()),
             message: condition.message.clone().unwrap_or_default(),
         };
     }
@@ -75,19 +81,33 @@ mod tests {
     #[test]
     fn no_conditions_is_running() {
         assert_eq!(job_outcome(&Job::default()), JobOutcome::Running);
-        assert_eq!(job_outcome(&job_with(&[("Suspended", "True")])), JobOutcome::Running);
+        assert_eq!(
+            job_outcome(&job_with(&[("Suspended", "True")])),
+            JobOutcome::Running
+        );
     }
 
     #[test]
     fn success_criteria_met_counts_before_complete() {
-        assert_eq!(job_outcome(&job_with(&[("SuccessCriteriaMet", "True")])), JobOutcome::Succeeded);
-        assert_eq!(job_outcome(&job_with(&[("Complete", "True")])), JobOutcome::Succeeded);
-        assert_eq!(job_outcome(&job_with(&[("Complete", "False")])), JobOutcome::Running);
+        assert_eq!(
+            job_outcome(&job_with(&[("SuccessCriteriaMet", "True")])),
+            JobOutcome::Succeeded
+        );
+        assert_eq!(
+            job_outcome(&job_with(&[("Complete", "True")])),
+            JobOutcome::Succeeded
+        );
+        assert_eq!(
+            job_outcome(&job_with(&[("Complete", "False")])),
+            JobOutcome::Running
+        );
     }
 
     #[test]
     fn failure_target_counts_before_failed() {
         let outcome = job_outcome(&job_with(&[("FailureTarget", "True")]));
-        assert!(matches!(outcome, JobOutcome::Failed { reason, .. } if reason == "BackoffLimitExceeded"));
+        assert!(
+            matches!(outcome, JobOutcome::Failed { reason, .. } if reason == "BackoffLimitExceeded")
+        );
     }
 }

@@ -11,13 +11,13 @@ mod job_builder;
 mod job_outcome;
 mod naming;
 mod outputs;
+#[cfg(test)]
+mod properties;
 mod requests;
 mod run;
 mod running;
 mod schedule;
 mod state;
-#[cfg(test)]
-mod properties;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]

@@ -14,7 +14,10 @@ pub fn job_name(flow: &str, step: &str, attempt: i32) -> String {
     }
     // Keep the attempt readable at the end and make the prefix unique with a hash of the
     // whole (flow, step) pair.
-    let suffix = format!("-{:010x}-{attempt}", fnv1a(format!("{flow}/{step}").as_bytes()) & 0xff_ffff_ffff);
+    let suffix = format!(
+        "-{:010x}-{attempt}",
+        fnv1a(format!("{flow}/{step}").as_bytes()) & 0xff_ffff_ffff
+    );
     let keep = MAX_JOB_NAME - suffix.len();
     let prefix = format!("{flow}-{step}");
     let prefix = prefix[..keep].trim_end_matches(['-', '.']);

@@ -43,7 +43,10 @@ pub fn read_outputs(
     let mut job_json: Option<Value> = None;
     let mut outputs = BTreeMap::new();
     for parameter in parameters {
-        let Some(path) = parameter.value_from.as_ref().and_then(|source| source.json_path.as_deref())
+        let Some(path) = parameter
+            .value_from
+            .as_ref()
+            .and_then(|source| source.json_path.as_deref())
         else {
             if let Some(value) = &parameter.value {
                 outputs.insert(parameter.name.clone(), value.clone());
@@ -51,7 +54,10 @@ pub fn read_outputs(
             continue;
         };
         let segments = parse_path(path);
-        let root = if segments.first().is_some_and(|segment| *segment == Segment::Key("status".into())) {
+        let root = if segments
+            .first()
+            .is_some_and(|segment| *segment == Segment::Key("status".into()))
+        {
             job_json.get_or_insert_with(|| serde_json::to_value(job).unwrap_or(Value::Null))
         } else {
             if message.is_none() {
@@ -59,16 +65,19 @@ pub fn read_outputs(
                 let parsed: Value = serde_json::from_str(text.trim())
                     .map_err(|error| ReadOutputsError::MessageNotJson(error.to_string()))?;
                 if !parsed.is_object() {
-                    return Err(ReadOutputsError::MessageNotJson("expected an object".into()));
+                    return Err(ReadOutputsError::MessageNotJson(
+                        "expected an object".into(),
+                    ));
                 }
                 message = Some(parsed);
             }
             message.get_or_insert(Value::Null)
         };
-        let selected = select(root, &segments).ok_or_else(|| ReadOutputsError::NothingSelected {
-            name: parameter.name.clone(),
-            path: path.into(),
-        })?;
+        let selected =
+            select(root, &segments).ok_or_else(|| ReadOutputsError::NothingSelected {
+                name: parameter.name.clone(),
+                path: path.into(),
+            })?;
         let value = match selected {
             Value::String(text) => text.clone(),
             other => other.to_string(),
@@ -88,7 +97,10 @@ fn bound_outputs(mut outputs: BTreeMap<String, String>) -> BTreeMap<String, Stri
             return false;
         }
         if value.len() > room {
-            let cut = (0..=room).rev().find(|index| value.is_char_boundary(*index)).unwrap_or(0);
+            let cut = (0..=room)
+                .rev()
+                .find(|index| value.is_char_boundary(*index))
+                .unwrap_or(0);
             value.truncate(cut);
         }
         total += name.len() + value.len();
@@ -138,10 +150,12 @@ fn parse_path(path: &str) -> Vec<Segment> {
 }
 
 fn select<'a>(root: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
-    segments.iter().try_fold(root, |value, segment| match segment {
-        Segment::Key(key) => value.get(key.as_str()),
-        Segment::Index(index) => value.get(*index),
-    })
+    segments
+        .iter()
+        .try_fold(root, |value, segment| match segment {
+            Segment::Key(key) => value.get(key.as_str()),
+            Segment::Index(index) => value.get(*index),
+        })
 }
 
 #[cfg(test)]
@@ -154,7 +168,10 @@ mod tests {
         Parameter {
             name: name.into(),
             value: None,
-            value_from: Some(ParameterSource { json_path: Some(path.into()), ..ParameterSource::default() }),
+            value_from: Some(ParameterSource {
+                json_path: Some(path.into()),
+                ..ParameterSource::default()
+            }),
         }
     }
 
@@ -162,7 +179,11 @@ mod tests {
     fn reads_strings_numbers_and_nested_values() {
         let message = r#"{"rows": 42, "file": "/data/out.csv", "stats": {"tables": ["a", "b"]}}"#;
         let outputs = read_outputs(
-            &[output("rows", ".rows"), output("file", "{.file}"), output("second", "$.stats.tables[1]")],
+            &[
+                output("rows", ".rows"),
+                output("file", "{.file}"),
+                output("second", "$.stats.tables[1]"),
+            ],
             Some(message),
             &Job::default(),
         )
@@ -174,7 +195,8 @@ mod tests {
 
     #[test]
     fn status_paths_read_the_job() {
-        let job: Job = serde_json::from_value(serde_json::json!({"status": {"succeeded": 1}})).unwrap();
+        let job: Job =
+            serde_json::from_value(serde_json::json!({"status": {"succeeded": 1}})).unwrap();
         let outputs = read_outputs(&[output("done", ".status.succeeded")], None, &job).unwrap();
         assert_eq!(outputs["done"], "1");
     }
@@ -199,9 +221,16 @@ mod tests {
     fn outputs_are_bounded() {
         let big = "x".repeat(10_000);
         let message = serde_json::json!({"a": big, "b": "small"}).to_string();
-        let outputs =
-            read_outputs(&[output("a", ".a"), output("b", ".b")], Some(&message), &Job::default()).unwrap();
-        let size: usize = outputs.iter().map(|(name, value)| name.len() + value.len()).sum();
+        let outputs = read_outputs(
+            &[output("a", ".a"), output("b", ".b")],
+            Some(&message),
+            &Job::default(),
+        )
+        .unwrap();
+        let size: usize = outputs
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum();
         assert!(size <= MAX_OUTPUT_BYTES);
     }
 }

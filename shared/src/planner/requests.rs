@@ -28,39 +28,68 @@ impl Planning<'_> {
                 continue;
             }
             let Some(index) = compiled.dag.index_of(step_name) else {
-                self.status.handled_requests.insert(key.clone(), request.clone());
-                self.warning("ApprovalRejected", format!("{key}: the flow has no step {step_name:?}"));
+                self.status
+                    .handled_requests
+                    .insert(key.clone(), request.clone());
+                self.warning(
+                    "ApprovalRejected",
+                    format!("{key}: the flow has no step {step_name:?}"),
+                );
                 continue;
             };
             if self.status.steps[index].phase != StepPhase::PendingApproval {
                 continue;
             }
-            self.status.handled_requests.insert(key.clone(), request.clone());
-            self.end_step(index, StepPhase::Succeeded, "Approved", format!("approved (request {request:?})"));
-            self.event("StepApproved", format!("Step {step_name} approved (request {request:?})"));
+            self.status
+                .handled_requests
+                .insert(key.clone(), request.clone());
+            self.end_step(
+                index,
+                StepPhase::Succeeded,
+                "Approved",
+                format!("approved (request {request:?})"),
+            );
+            self.event(
+                "StepApproved",
+                format!("Step {step_name} approved (request {request:?})"),
+            );
         }
     }
 
     /// Carries out a new retry request; a finished flow it reopens runs again.
     pub fn handle_retry_request(&mut self, compiled: &CompiledFlow) {
-        let Some(request) = self.flow.metadata.annotations.as_ref().and_then(|a| a.get(labels::RETRY)) else {
+        let Some(request) = self
+            .flow
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(labels::RETRY))
+        else {
             return;
         };
         if self.status.handled_requests.get(labels::RETRY) == Some(request) {
             return;
         }
-        self.status.handled_requests.insert(labels::RETRY.to_owned(), request.clone());
+        self.status
+            .handled_requests
+            .insert(labels::RETRY.to_owned(), request.clone());
         let finished = self.status.phase.is_some_and(FlowPhase::is_terminal);
         let targets = match self.retry_targets(compiled, request, finished) {
             Ok(targets) => targets,
             Err(why) => {
-                self.warning("RetryRejected", format!("retry request {request:?} not carried out: {why}"));
+                self.warning(
+                    "RetryRejected",
+                    format!("retry request {request:?} not carried out: {why}"),
+                );
                 return;
             }
         };
         let dag = &compiled.dag;
         let names: Vec<&str> = targets.iter().map(|index| dag.name(*index)).collect();
-        self.event("StepRetry", format!("Retrying {} (request {request:?})", names.join(", ")));
+        self.event(
+            "StepRetry",
+            format!("Retrying {} (request {request:?})", names.join(", ")),
+        );
         for &index in &targets {
             let step = &mut self.status.steps[index];
             step.phase = StepPhase::Pending;
@@ -80,36 +109,50 @@ impl Planning<'_> {
     }
 
     /// The steps a retry request resets, in DAG order, or why it cannot be done.
-    fn retry_targets(&self, compiled: &CompiledFlow, request: &str, finished: bool) -> Result<Vec<usize>, String> {
+    fn retry_targets(
+        &self,
+        compiled: &CompiledFlow,
+        request: &str,
+        finished: bool,
+    ) -> Result<Vec<usize>, String> {
         let dag = &compiled.dag;
         let mut targets = BTreeSet::new();
-        match request.split_once(':') {
-            Some((_, names)) => {
-                for name in names.split(',').map(str::trim).filter(|name| !name.is_empty()) {
-                    let index = dag.index_of(name).ok_or_else(|| format!("the flow has no step {name:?}"))?;
-                    if !self.status.steps[index].phase.is_terminal() {
-                        return Err(format!("step {name:?} has not ended yet"));
-                    }
+        if let Some((_, names)) = request.split_once(':') {
+            for name in names
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+            {
+                let index = dag
+                    .index_of(name)
+                    .ok_or_else(|| format!("the flow has no step {name:?}"))?;
+                if !self.status.steps[index].phase.is_terminal() {
+                    return Err(format!("step {name:?} has not ended yet"));
+                }
+                targets.insert(index);
+                targets.extend(dag.downstream(index));
+            }
+            if targets.is_empty() {
+                return Err("no step named after ':'".into());
+            }
+        } else {
+            if !finished {
+                return Err(
+                    "the flow is still running; name the steps to retry as <id>:<step>,<step>"
+                        .into(),
+                );
+            }
+            for index in 0..dag.regular_count() {
+                if matches!(
+                    self.status.steps[index].phase,
+                    StepPhase::Failed | StepPhase::Skipped
+                ) {
                     targets.insert(index);
                     targets.extend(dag.downstream(index));
                 }
-                if targets.is_empty() {
-                    return Err("no step named after ':'".into());
-                }
             }
-            None => {
-                if !finished {
-                    return Err("the flow is still running; name the steps to retry as <id>:<step>,<step>".into());
-                }
-                for index in 0..dag.regular_count() {
-                    if matches!(self.status.steps[index].phase, StepPhase::Failed | StepPhase::Skipped) {
-                        targets.insert(index);
-                        targets.extend(dag.downstream(index));
-                    }
-                }
-                if targets.is_empty() {
-                    return Err("no step failed or was skipped".into());
-                }
+            if targets.is_empty() {
+                return Err("no step failed or was skipped".into());
             }
         }
         // Finally steps run once every other step has ended, so they run again after a retry.

@@ -22,7 +22,13 @@ impl Planning<'_> {
                 }
             }
             Gate::Stop(message) => {
-                self.stop(compiled, FlowFailure { reason: "Replaced", message });
+                self.stop(
+                    compiled,
+                    FlowFailure {
+                        reason: "Replaced",
+                        message,
+                    },
+                );
                 return;
             }
         }
@@ -42,7 +48,9 @@ impl Planning<'_> {
     fn deadline_exceeded(&mut self) -> Option<FlowFailure> {
         let seconds = self.flow.spec.execution_policy.active_deadline_seconds?;
         let started = self.status.start_time.as_ref()?.0;
-        let deadline = started.checked_add(jiff::SignedDuration::from_secs(seconds)).ok()?;
+        let deadline = started
+            .checked_add(jiff::SignedDuration::from_secs(seconds))
+            .ok()?;
         if self.now < deadline {
             self.wake_at(deadline);
             return None;
@@ -63,10 +71,20 @@ impl Planning<'_> {
                     if let Some(job) = step.job_ref.as_ref().map(|job| job.name.clone()) {
                         self.delete_job(&job, failure.reason);
                     }
-                    self.end_step(index, StepPhase::Failed, failure.reason, failure.message.clone());
+                    self.end_step(
+                        index,
+                        StepPhase::Failed,
+                        failure.reason,
+                        failure.message.clone(),
+                    );
                 }
                 phase if !phase.is_terminal() => {
-                    self.end_step(index, StepPhase::Skipped, failure.reason, failure.message.clone());
+                    self.end_step(
+                        index,
+                        StepPhase::Skipped,
+                        failure.reason,
+                        failure.message.clone(),
+                    );
                 }
                 _ => {}
             }

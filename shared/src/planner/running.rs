@@ -45,7 +45,7 @@ impl Planning<'_> {
             return;
         }
         let now = self.now_time();
-        let job_ref = self.job_ref(name);
+        let job_ref = Self::job_ref(name);
         let step = &mut self.status.steps[index];
         step.phase = StepPhase::Running;
         step.attempt = attempt;
@@ -56,27 +56,36 @@ impl Planning<'_> {
         step.job_ref = Some(job_ref);
     }
 
-    /// A reference to a Job of this flow.
-    pub fn job_ref(&self, name: String) -> JobRef {
+    /// A reference to a Job of this flow (always batch/v1, in the flow's namespace, so only
+    /// the name and, once seen, the UID are kept: status stays small).
+    pub fn job_ref(name: String) -> JobRef {
         JobRef {
-            api_version: Some("batch/v1".into()),
-            kind: Some("Job".into()),
             name,
-            namespace: self.flow.metadata.namespace.clone(),
-            uid: None,
+            ..JobRef::default()
         }
     }
 
     fn observe_step(&mut self, index: usize) {
-        let Some(job_name) = self.status.steps[index].job_ref.as_ref().map(|job| job.name.clone())
+        let Some(job_name) = self.status.steps[index]
+            .job_ref
+            .as_ref()
+            .map(|job| job.name.clone())
         else {
             // Running without a Job cannot happen through the planner; start over cleanly.
             self.status.steps[index].phase = StepPhase::Pending;
             return;
         };
         let Some(job) = self.jobs.get(job_name.as_str()).copied() else {
-            if self.status.steps[index].job_ref.as_ref().is_some_and(|job| job.uid.is_some()) {
-                self.attempt_failed(index, "JobDeleted", format!("Job {job_name} was deleted before it finished"));
+            if self.status.steps[index]
+                .job_ref
+                .as_ref()
+                .is_some_and(|job| job.uid.is_some())
+            {
+                self.attempt_failed(
+                    index,
+                    "JobDeleted",
+                    format!("Job {job_name} was deleted before it finished"),
+                );
             } else {
                 // Created but not seen yet (or the create was lost): applying it again is
                 // idempotent, thanks to the deterministic name.
@@ -90,7 +99,11 @@ impl Planning<'_> {
         match job_outcome(job) {
             JobOutcome::Succeeded => self.step_succeeded(index, job),
             JobOutcome::Failed { reason, message } => {
-                self.attempt_failed(index, &reason, format!("Job {job_name} failed: {message}"));
+                self.attempt_failed(
+                    index,
+                    "JobFailed",
+                    format!("Job {job_name} failed ({reason}): {message}"),
+                );
             }
             JobOutcome::Running => self.check_timeout(index, job),
         }
@@ -117,10 +130,18 @@ impl Planning<'_> {
 
     fn step_succeeded(&mut self, index: usize, job: &k8s_openapi::api::batch::v1::Job) {
         let step = self.spec_step(index);
-        let declared = step.outputs.as_ref().map(|outputs| outputs.parameters.as_slice()).unwrap_or_default();
+        let declared = step
+            .outputs
+            .as_ref()
+            .map(|outputs| outputs.parameters.as_slice())
+            .unwrap_or_default();
         let job_name = job.metadata.name.clone().unwrap_or_default();
         if !declared.is_empty() {
-            let message = self.observed.termination_messages.get(&job_name).map(String::as_str);
+            let message = self
+                .observed
+                .termination_messages
+                .get(&job_name)
+                .map(String::as_str);
             match read_outputs(declared, message, job) {
                 Ok(values) => self.status.steps[index].outputs = values,
                 Err(ReadOutputsError::MessageMissing) if self.within_output_grace(job) => {
@@ -129,14 +150,26 @@ impl Planning<'_> {
                     return;
                 }
                 Err(error) => {
-                    self.attempt_failed(index, "OutputsUnavailable", format!("Job {job_name} succeeded but {error}"));
+                    self.attempt_failed(
+                        index,
+                        "OutputsUnavailable",
+                        format!("Job {job_name} succeeded but {error}"),
+                    );
                     return;
                 }
             }
         }
         let name = self.status.steps[index].name.clone();
-        self.end_step(index, StepPhase::Succeeded, "JobSucceeded", format!("Job {job_name} succeeded"));
-        self.event("StepSucceeded", format!("Step {name} succeeded (Job {job_name})"));
+        self.end_step(
+            index,
+            StepPhase::Succeeded,
+            "JobSucceeded",
+            format!("Job {job_name} succeeded"),
+        );
+        self.event(
+            "StepSucceeded",
+            format!("Step {name} succeeded (Job {job_name})"),
+        );
     }
 
     fn within_output_grace(&self, job: &k8s_openapi::api::batch::v1::Job) -> bool {
@@ -145,7 +178,8 @@ impl Planning<'_> {
             .as_ref()
             .and_then(|status| status.completion_time.as_ref())
             .map_or(self.now, |time| time.0);
-        self.now.duration_since(finished) < SignedDuration::try_from(OUTPUT_GRACE).unwrap_or_default()
+        self.now.duration_since(finished)
+            < SignedDuration::try_from(OUTPUT_GRACE).unwrap_or_default()
     }
 
     fn check_timeout(&mut self, index: usize, job: &k8s_openapi::api::batch::v1::Job) {
@@ -165,8 +199,15 @@ impl Planning<'_> {
         let name = self.status.steps[index].name.clone();
         let job_name = job.metadata.name.clone().unwrap_or_default();
         self.delete_job(&job_name, "Timeout");
-        self.warning("StepTimeout", format!("Step {name} exceeded timeoutSeconds ({seconds}s); Job {job_name} deleted"));
-        self.attempt_failed(index, "Timeout", format!("attempt exceeded timeoutSeconds ({seconds}s)"));
+        self.warning(
+            "StepTimeout",
+            format!("Step {name} exceeded timeoutSeconds ({seconds}s); Job {job_name} deleted"),
+        );
+        self.attempt_failed(
+            index,
+            "Timeout",
+            format!("attempt exceeded timeoutSeconds ({seconds}s)"),
+        );
     }
 
     /// The current attempt of `index` failed: retry after the backoff if the step's retries and
@@ -179,14 +220,19 @@ impl Planning<'_> {
         };
         let retries = self.status.steps[index].retry_count;
         if retries >= policy.limit {
-            let message = format!("{message} (no retries left: retryPolicy.limit is {})", policy.limit);
+            let message = format!(
+                "{message} (no retries left: retryPolicy.limit is {})",
+                policy.limit
+            );
             self.fail_step(index, reason, message);
             return;
         }
         let used: i32 = self.status.steps.iter().map(|step| step.retry_count).sum();
         let limit = self.flow.spec.execution_policy.backoff_limit;
         if used >= limit {
-            let message = format!("{message}; not retried: the flow used all {limit} retries of executionPolicy.backoffLimit");
+            let message = format!(
+                "{message}; not retried: the flow used all {limit} retries of executionPolicy.backoffLimit"
+            );
             self.fail_step(index, "BackoffLimitExceeded", message);
             return;
         }
@@ -197,18 +243,34 @@ impl Planning<'_> {
         step.phase = StepPhase::Pending;
         step.reason = Some(reason.to_owned());
         step.message = Some(super::state::cut(
-            format!("{message}; retry {} of {} in {}s", retries + 1, policy.limit, wait.as_secs()),
+            format!(
+                "{message}; retry {} of {} in {}s",
+                retries + 1,
+                policy.limit,
+                wait.as_secs()
+            ),
             super::state::MAX_STEP_MESSAGE,
         ));
-        step.next_attempt_time = (!wait.is_zero()).then(|| Time(next));
+        step.next_attempt_time = (!wait.is_zero()).then_some(Time(next));
         self.wake_at(next);
-        self.event("StepRetry", format!("Step {name} failed ({reason}); retry {} of {} in {}s", retries + 1, policy.limit, wait.as_secs()));
+        self.event(
+            "StepRetry",
+            format!(
+                "Step {name} failed ({reason}); retry {} of {} in {}s",
+                retries + 1,
+                policy.limit,
+                wait.as_secs()
+            ),
+        );
     }
 
     /// The step failed for good.
     pub fn fail_step(&mut self, index: usize, reason: &str, message: String) {
         let name = self.status.steps[index].name.clone();
-        self.warning("StepFailed", format!("Step {name} failed ({reason}): {message}"));
+        self.warning(
+            "StepFailed",
+            format!("Step {name} failed ({reason}): {message}"),
+        );
         self.end_step(index, StepPhase::Failed, reason, message);
     }
 }

@@ -20,9 +20,19 @@ impl Planning<'_> {
     /// Walks the steps in topological order, skipping, starting or holding each pending one.
     pub fn schedule(&mut self, compiled: &CompiledFlow) {
         let dag = &compiled.dag;
-        let cap = self.flow.spec.execution_policy.parallelism.and_then(|cap| usize::try_from(cap).ok());
+        let cap = self
+            .flow
+            .spec
+            .execution_policy
+            .parallelism
+            .and_then(|cap| usize::try_from(cap).ok());
         let suspended = self.flow.spec.suspend == Some(true);
-        let mut running = self.status.steps.iter().filter(|step| step.phase == StepPhase::Running).count();
+        let mut running = self
+            .status
+            .steps
+            .iter()
+            .filter(|step| step.phase == StepPhase::Running)
+            .count();
         for &index in dag.topological_order() {
             let step = &self.status.steps[index];
             if step.phase != StepPhase::Pending {
@@ -31,11 +41,11 @@ impl Planning<'_> {
             // A step waiting for an automatic retry already passed failFast and `when`; a step
             // reset by a retry request (retryCount back to 0) goes through them again.
             let is_automatic_retry = step.attempt > 0 && step.retry_count > 0;
-            if let Some(next) = step.next_attempt_time.as_ref().map(|time| time.0) {
-                if next > self.now {
-                    self.wake_at(next);
-                    continue;
-                }
+            if let Some(next) = step.next_attempt_time.as_ref().map(|time| time.0)
+                && next > self.now
+            {
+                self.wake_at(next);
+                continue;
             }
             match self.readiness(compiled, index) {
                 Readiness::Waiting => continue,
@@ -65,22 +75,29 @@ impl Planning<'_> {
     /// false when the step was skipped or failed instead.
     fn may_start_new_step(&mut self, compiled: &CompiledFlow, index: usize) -> bool {
         let dag = &compiled.dag;
-        if !dag.is_finally(index) && self.flow.spec.execution_policy.fail_fast {
-            if let Some(failed) = self.first_blocking_failure(compiled) {
-                let message = format!(
-                    "not started: step {} failed and executionPolicy.failFast is on",
-                    dag.name(failed)
-                );
-                self.skip(index, "FailFast", message);
-                return false;
-            }
+        if !dag.is_finally(index)
+            && self.flow.spec.execution_policy.fail_fast
+            && let Some(failed) = self.first_blocking_failure(compiled)
+        {
+            let message = format!(
+                "not started: step {} failed and executionPolicy.failFast is on",
+                dag.name(failed)
+            );
+            self.skip(index, "FailFast", message);
+            return false;
         }
         let Some(when) = &compiled.whens[index] else {
             return true;
         };
-        let flow_phase = dag.is_finally(index).then(|| self.regular_outcome(compiled));
+        let flow_phase = dag
+            .is_finally(index)
+            .then(|| self.regular_outcome(compiled));
         let parameters = std::collections::BTreeMap::new();
-        let scope = WhenScope { steps: &self.status.steps, flow_phase, parameters: &parameters };
+        let scope = WhenScope {
+            steps: &self.status.steps,
+            flow_phase,
+            parameters: &parameters,
+        };
         match when.evaluate(&scope) {
             Ok(true) => true,
             Ok(false) => {
@@ -88,7 +105,11 @@ impl Planning<'_> {
                 false
             }
             Err(error) => {
-                self.fail_step(index, "WhenError", format!("when could not be evaluated: {error}"));
+                self.fail_step(
+                    index,
+                    "WhenError",
+                    format!("when could not be evaluated: {error}"),
+                );
                 false
             }
         }
@@ -99,7 +120,8 @@ impl Planning<'_> {
     fn readiness(&self, compiled: &CompiledFlow, index: usize) -> Readiness {
         let dag = &compiled.dag;
         if dag.is_finally(index)
-            && (0..dag.regular_count()).any(|regular| !self.status.steps[regular].phase.is_terminal())
+            && (0..dag.regular_count())
+                .any(|regular| !self.status.steps[regular].phase.is_terminal())
         {
             return Readiness::Waiting;
         }
@@ -111,7 +133,10 @@ impl Planning<'_> {
                 StepPhase::Skipped if status.reason.as_deref() == Some("WhenFalse") => {}
                 StepPhase::Failed if self.spec_step(dependency).continue_on_failure => {}
                 StepPhase::Failed => {
-                    return Readiness::Blocked(format!("not run: dependency {} failed", status.name));
+                    return Readiness::Blocked(format!(
+                        "not run: dependency {} failed",
+                        status.name
+                    ));
                 }
                 StepPhase::Skipped => {
                     let root = status.message.clone().unwrap_or_default();
@@ -121,10 +146,16 @@ impl Planning<'_> {
                         format!("not run: dependency {} was skipped ({root})", status.name)
                     });
                 }
-                StepPhase::Pending | StepPhase::Running | StepPhase::PendingApproval => waiting = true,
+                StepPhase::Pending | StepPhase::Running | StepPhase::PendingApproval => {
+                    waiting = true
+                }
             }
         }
-        if waiting { Readiness::Waiting } else { Readiness::Ready }
+        if waiting {
+            Readiness::Waiting
+        } else {
+            Readiness::Ready
+        }
     }
 
     /// The outcome of the regular steps, for finally steps' `flow.phase`.
@@ -153,8 +184,16 @@ impl Planning<'_> {
             step.phase = StepPhase::PendingApproval;
             step.start_time.get_or_insert(now);
             step.reason = Some("WaitingForApproval".into());
-            step.message = Some(spec.message.clone().unwrap_or_else(|| format!("approve with: kubectl jobflow approve {} {name}", self.flow.metadata.name.as_deref().unwrap_or_default())));
-            self.event("StepPendingApproval", format!("Step {name} waits for approval"));
+            step.message = Some(spec.message.clone().unwrap_or_else(|| {
+                format!(
+                    "approve with: kubectl jobflow approve {} {name}",
+                    self.flow.metadata.name.as_deref().unwrap_or_default()
+                )
+            }));
+            self.event(
+                "StepPendingApproval",
+                format!("Step {name} waits for approval"),
+            );
             return false;
         }
         let attempt = self.status.steps[index].attempt + 1;
@@ -163,7 +202,7 @@ impl Planning<'_> {
             Ok(job) => {
                 let job_name = job.metadata.name.clone().unwrap_or_default();
                 self.plan.create_jobs.push(job);
-                let job_ref = self.job_ref(job_name.clone());
+                let job_ref = Self::job_ref(job_name.clone());
                 let step = &mut self.status.steps[index];
                 step.phase = StepPhase::Running;
                 step.attempt = attempt;
@@ -172,7 +211,10 @@ impl Planning<'_> {
                 step.next_attempt_time = None;
                 step.reason = None;
                 step.message = None;
-                self.event("StepCreated", format!("Step {name}: created Job {job_name} (attempt {attempt})"));
+                self.event(
+                    "StepCreated",
+                    format!("Step {name}: created Job {job_name} (attempt {attempt})"),
+                );
                 true
             }
             Err(error) => {

@@ -92,12 +92,20 @@ impl<'a> Planning<'a> {
 
     /// Records a Normal event.
     pub fn event(&mut self, reason: &'static str, message: String) {
-        self.plan.events.push(PlannedEvent { warning: false, reason, message });
+        self.plan.events.push(PlannedEvent {
+            warning: false,
+            reason,
+            message,
+        });
     }
 
     /// Records a Warning event.
     pub fn warning(&mut self, reason: &'static str, message: String) {
-        self.plan.events.push(PlannedEvent { warning: true, reason, message });
+        self.plan.events.push(PlannedEvent {
+            warning: true,
+            reason,
+            message,
+        });
     }
 
     /// Deletes a Job unless it is already being deleted.
@@ -106,8 +114,17 @@ impl<'a> Planning<'a> {
             .jobs
             .get(name)
             .is_some_and(|job| job.metadata.deletion_timestamp.is_some());
-        if !already && !self.plan.delete_jobs.iter().any(|deletion| deletion.name == name) {
-            self.plan.delete_jobs.push(JobDeletion { name: name.to_owned(), reason });
+        if !already
+            && !self
+                .plan
+                .delete_jobs
+                .iter()
+                .any(|deletion| deletion.name == name)
+        {
+            self.plan.delete_jobs.push(JobDeletion {
+                name: name.to_owned(),
+                reason,
+            });
         }
     }
 
@@ -163,14 +180,21 @@ impl<'a> Planning<'a> {
 
     /// Fails the flow because it is invalid; no step runs.
     pub fn fail_invalid(&mut self, errors: &ValidationErrors) {
-        let reason = if errors.has_cycle() { "DAGCycle" } else { "ValidationFailed" };
+        let reason = if errors.has_cycle() {
+            "DAGCycle"
+        } else {
+            "ValidationFailed"
+        };
         let message = errors
             .problems
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        self.failure = Some(FlowFailure { reason, message: cut(message, MAX_CONDITION_MESSAGE) });
+        self.failure = Some(FlowFailure {
+            reason,
+            message: cut(message, MAX_CONDITION_MESSAGE),
+        });
     }
 
     /// Completes the plan: flow phase, conditions, progress, TTL and when to look again.

@@ -33,7 +33,13 @@ pub fn job_step(name: &str, dependencies: &[&str]) -> Step {
 
 /// A flow named `etl` in `default` with the given steps, as read from the API server.
 pub fn flow(steps: Vec<Step>) -> JobFlow {
-    let mut flow = JobFlow::new("etl", JobFlowSpec { steps, ..JobFlowSpec::default() });
+    let mut flow = JobFlow::new(
+        "etl",
+        JobFlowSpec {
+            steps,
+            ..JobFlowSpec::default()
+        },
+    );
     flow.metadata = ObjectMeta {
         name: Some("etl".into()),
         namespace: Some("default".into()),
@@ -57,7 +63,13 @@ pub struct World {
 
 impl World {
     pub fn new(flow: JobFlow) -> Self {
-        Self { flow, jobs: Vec::new(), messages: BTreeMap::new(), peers: Vec::new(), created: Vec::new() }
+        Self {
+            flow,
+            jobs: Vec::new(),
+            messages: BTreeMap::new(),
+            peers: Vec::new(),
+            created: Vec::new(),
+        }
     }
 
     /// Plans at `now` against what the world holds.
@@ -84,7 +96,8 @@ impl World {
             }
         }
         for deletion in &plan.delete_jobs {
-            self.jobs.retain(|job| job.metadata.name.as_deref() != Some(deletion.name.as_str()));
+            self.jobs
+                .retain(|job| job.metadata.name.as_deref() != Some(deletion.name.as_str()));
         }
         self.flow.status = Some(plan.status.clone());
     }
@@ -97,12 +110,18 @@ impl World {
     }
 
     pub fn job(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|job| job.metadata.name.as_deref() == Some(name))
+        self.jobs
+            .iter()
+            .find(|job| job.metadata.name.as_deref() == Some(name))
     }
 
     /// Gives Job `name` the Job controller's verdict.
     pub fn finish(&mut self, name: &str, succeeded: bool, now: Timestamp) {
-        let job = self.jobs.iter_mut().find(|job| job.metadata.name.as_deref() == Some(name)).unwrap();
+        let job = self
+            .jobs
+            .iter_mut()
+            .find(|job| job.metadata.name.as_deref() == Some(name))
+            .unwrap();
         let kind = if succeeded { "Complete" } else { "Failed" };
         job.status = Some(JobStatus {
             conditions: Some(vec![JobCondition {
@@ -112,7 +131,7 @@ impl World {
                 message: (!succeeded).then(|| "Job has reached the specified backoff limit".into()),
                 ..JobCondition::default()
             }]),
-            completion_time: succeeded.then(|| Time(now)),
+            completion_time: succeeded.then_some(Time(now)),
             ..JobStatus::default()
         });
     }

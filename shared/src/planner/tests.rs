@@ -14,16 +14,25 @@ fn phase(world: &World) -> FlowPhase {
 }
 
 fn reason(world: &World) -> String {
-    world.flow.status.as_ref().unwrap().conditions[0].reason.clone()
+    world.flow.status.as_ref().unwrap().conditions[0]
+        .reason
+        .clone()
 }
 
 fn created(plan: &super::Plan) -> Vec<String> {
-    plan.create_jobs.iter().map(|job| job.metadata.name.clone().unwrap()).collect()
+    plan.create_jobs
+        .iter()
+        .map(|job| job.metadata.name.clone().unwrap())
+        .collect()
 }
 
 #[test]
 fn linear_chain_runs_in_dependency_order_and_succeeds() {
-    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"]), job_step("c", &["b"])]));
+    let mut world = World::new(flow(vec![
+        job_step("a", &[]),
+        job_step("b", &["a"]),
+        job_step("c", &["b"]),
+    ]));
     let plan = world.step_at(t(1));
     assert_eq!(created(&plan), ["etl-a-1"]);
     assert_eq!(phase(&world), FlowPhase::Running);
@@ -42,15 +51,26 @@ fn linear_chain_runs_in_dependency_order_and_succeeds() {
     assert_eq!(status.completion_time.as_ref().unwrap().0, t(4));
     assert_eq!(status.start_time.as_ref().unwrap().0, t(1));
     assert_eq!(status.progress.as_ref().unwrap().summary, "3/3");
-    assert!(plan.events.iter().any(|event| event.reason == "FlowSucceeded"));
+    assert!(
+        plan.events
+            .iter()
+            .any(|event| event.reason == "FlowSucceeded")
+    );
 }
 
 #[test]
 fn an_unchanged_world_plans_nothing() {
     let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"])]));
     world.step_at(t(1));
+    // The first look at the new Job records its UID, so a later disappearance reads as a
+    // deletion rather than cache lag.
+    let observed = world.step_at(t(2));
+    assert!(observed.create_jobs.is_empty());
+    assert!(world.step("a").job_ref.as_ref().unwrap().uid.is_some());
     let again = world.plan(t(5));
-    assert!(again.create_jobs.is_empty() && again.delete_jobs.is_empty() && again.events.is_empty());
+    assert!(
+        again.create_jobs.is_empty() && again.delete_jobs.is_empty() && again.events.is_empty()
+    );
     assert_eq!(Some(&again.status), world.flow.status.as_ref());
 }
 
@@ -64,11 +84,34 @@ fn jobs_carry_labels_owner_and_substituted_strings() {
     assert_eq!(labels[labels::STEP], "a");
     assert_eq!(labels[labels::ATTEMPT], "1");
     assert_eq!(labels[labels::MANAGED_BY], labels::MANAGED_BY_VALUE);
-    let pod_labels = job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+    let pod_labels = job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
     assert_eq!(pod_labels[labels::MANAGED_BY], labels::MANAGED_BY_VALUE);
     let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.controller), ("JobFlow", Some(true)));
-    let args = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone();
+    assert_eq!(
+        (owner.kind.as_str(), owner.controller),
+        ("JobFlow", Some(true))
+    );
+    let args = job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .args
+        .clone();
     assert_eq!(args.unwrap(), ["echo", "a"]);
 }
 
@@ -90,7 +133,12 @@ fn a_diamond_runs_both_branches_at_once_and_joins() {
 }
 
 fn failing_world(fail_fast: bool) -> World {
-    let mut spec = flow(vec![job_step("a", &[]), job_step("b", &["a"]), job_step("x", &[]), job_step("y", &["x"])]);
+    let mut spec = flow(vec![
+        job_step("a", &[]),
+        job_step("b", &["a"]),
+        job_step("x", &[]),
+        job_step("y", &["x"]),
+    ]);
     spec.spec.execution_policy.fail_fast = fail_fast;
     let mut world = World::new(spec);
     world.step_at(t(1));
@@ -104,7 +152,14 @@ fn a_failure_skips_downstream_and_fail_fast_stops_new_steps() {
     let mut world = failing_world(true);
     assert_eq!(world.step("b").phase, StepPhase::Skipped);
     assert_eq!(world.step("b").reason.as_deref(), Some("UpstreamFailed"));
-    assert!(world.step("b").message.as_ref().unwrap().contains("a failed"));
+    assert!(
+        world
+            .step("b")
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("a failed")
+    );
     // x was running and finishes; y never starts.
     assert_eq!(phase(&world), FlowPhase::Running);
     world.finish("etl-x-1", true, t(3));
@@ -164,7 +219,11 @@ fn when_true_runs_the_step() {
 fn retrying(limit: i32, duration: &str) -> RetryPolicy {
     RetryPolicy {
         limit,
-        backoff: Some(Backoff { backoff_type: BackoffType::Exponential, duration: duration.into(), factor: Some(2.0) }),
+        backoff: Some(Backoff {
+            backoff_type: BackoffType::Exponential,
+            duration: duration.into(),
+            factor: Some(2.0),
+        }),
     }
 }
 
@@ -196,16 +255,29 @@ fn retries_wait_for_the_backoff_and_use_new_job_names() {
     world.finish("etl-a-3", false, t(41));
     world.step_at(t(41));
     assert_eq!(world.step("a").phase, StepPhase::Failed);
-    assert!(world.step("a").message.as_ref().unwrap().contains("no retries left"));
+    assert!(
+        world
+            .step("a")
+            .message
+            .as_ref()
+            .unwrap()
+            .contains("no retries left")
+    );
     assert_eq!(phase(&world), FlowPhase::Failed);
 }
 
 #[test]
 fn backoff_limit_caps_retries_across_steps() {
     let mut a = job_step("a", &[]);
-    a.retry_policy = Some(RetryPolicy { limit: 5, backoff: None });
+    a.retry_policy = Some(RetryPolicy {
+        limit: 5,
+        backoff: None,
+    });
     let mut b = job_step("b", &[]);
-    b.retry_policy = Some(RetryPolicy { limit: 5, backoff: None });
+    b.retry_policy = Some(RetryPolicy {
+        limit: 5,
+        backoff: None,
+    });
     let mut spec = flow(vec![a, b]);
     spec.spec.execution_policy.backoff_limit = 1;
     let mut world = World::new(spec);
@@ -215,7 +287,10 @@ fn backoff_limit_caps_retries_across_steps() {
     world.finish("etl-b-1", false, t(2));
     world.step_at(t(2));
     assert_eq!(world.step("b").phase, StepPhase::Failed);
-    assert_eq!(world.step("b").reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(
+        world.step("b").reason.as_deref(),
+        Some("BackoffLimitExceeded")
+    );
     world.finish("etl-a-2", true, t(3));
     world.step_at(t(3));
     assert_eq!(phase(&world), FlowPhase::Failed);
@@ -234,7 +309,11 @@ fn a_step_timeout_deletes_the_job_and_fails_the_attempt() {
     assert_eq!(plan.delete_jobs.len(), 1);
     assert_eq!(plan.delete_jobs[0].reason, "Timeout");
     assert_eq!(world.step("a").reason.as_deref(), Some("Timeout"));
-    assert!(plan.events.iter().any(|event| event.reason == "StepTimeout"));
+    assert!(
+        plan.events
+            .iter()
+            .any(|event| event.reason == "StepTimeout")
+    );
     assert_eq!(phase(&world), FlowPhase::Failed);
 }
 
@@ -243,7 +322,10 @@ fn the_flow_deadline_stops_everything() {
     let mut spec = flow(vec![job_step("a", &[]), job_step("b", &["a"])]);
     spec.spec.execution_policy.active_deadline_seconds = Some(60);
     let mut world = World::new(spec);
-    assert_eq!(world.step_at(t(0)).requeue_after, Some(Duration::from_secs(60)));
+    assert_eq!(
+        world.step_at(t(0)).requeue_after,
+        Some(Duration::from_secs(60))
+    );
     let plan = world.step_at(t(60));
     assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
     assert_eq!(world.step("a").phase, StepPhase::Failed);
@@ -254,21 +336,37 @@ fn the_flow_deadline_stops_everything() {
 
 #[test]
 fn manual_steps_wait_for_approval_once() {
-    let gate = crate::api::Step { name: "approve".into(), step_type: StepType::Manual, dependencies: vec!["a".into()], ..Default::default() };
-    let mut world = World::new(flow(vec![job_step("a", &[]), gate, job_step("b", &["approve"])]));
+    let gate = crate::api::Step {
+        name: "approve".into(),
+        step_type: StepType::Manual,
+        dependencies: vec!["a".into()],
+        ..Default::default()
+    };
+    let mut world = World::new(flow(vec![
+        job_step("a", &[]),
+        gate,
+        job_step("b", &["approve"]),
+    ]));
     world.step_at(t(0));
     world.finish("etl-a-1", true, t(1));
     let plan = world.step_at(t(1));
     assert_eq!(world.step("approve").phase, StepPhase::PendingApproval);
     assert_eq!(phase(&world), FlowPhase::Paused);
-    assert!(plan.events.iter().any(|event| event.reason == "StepPendingApproval"));
+    assert!(
+        plan.events
+            .iter()
+            .any(|event| event.reason == "StepPendingApproval")
+    );
 
     let key = format!("{}approve", labels::APPROVE_PREFIX);
     world.flow.metadata.annotations = Some([(key.clone(), "r1".to_owned())].into());
     let plan = world.step_at(t(2));
     assert_eq!(world.step("approve").phase, StepPhase::Succeeded);
     assert_eq!(created(&plan), ["etl-b-1"]);
-    assert_eq!(world.flow.status.as_ref().unwrap().handled_requests[&key], "r1");
+    assert_eq!(
+        world.flow.status.as_ref().unwrap().handled_requests[&key],
+        "r1"
+    );
     assert!(world.step_at(t(3)).events.is_empty());
 }
 
@@ -284,7 +382,11 @@ fn suspend_holds_new_steps_and_resume_continues() {
     world.flow.spec.suspend = Some(false);
     let plan = world.step_at(t(2));
     assert_eq!(created(&plan), ["etl-b-1"]);
-    assert!(plan.events.iter().any(|event| event.reason == "FlowResumed"));
+    assert!(
+        plan.events
+            .iter()
+            .any(|event| event.reason == "FlowResumed")
+    );
 }
 
 #[test]
@@ -321,15 +423,27 @@ fn a_deleted_job_fails_its_step_and_an_unseen_one_is_applied_again() {
     let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &[])]));
     world.step_at(t(0));
     // b's Job never reached the cache: the plan applies it again (idempotent).
-    world.jobs.retain(|job| job.metadata.name.as_deref() != Some("etl-b-1"));
-    if let Some(step) = world.flow.status.as_mut().unwrap().steps.iter_mut().find(|s| s.name == "b") {
+    world
+        .jobs
+        .retain(|job| job.metadata.name.as_deref() != Some("etl-b-1"));
+    if let Some(step) = world
+        .flow
+        .status
+        .as_mut()
+        .unwrap()
+        .steps
+        .iter_mut()
+        .find(|s| s.name == "b")
+    {
         step.job_ref.as_mut().unwrap().uid = None;
     }
     let observed_a = world.plan(t(1));
     assert_eq!(created(&observed_a), ["etl-b-1"]);
     world.apply(&observed_a, t(1));
     // a's Job was seen (uid recorded) and then deleted by someone.
-    world.jobs.retain(|job| job.metadata.name.as_deref() != Some("etl-a-1"));
+    world
+        .jobs
+        .retain(|job| job.metadata.name.as_deref() != Some("etl-a-1"));
     world.step_at(t(2));
     assert_eq!(world.step("a").phase, StepPhase::Failed);
     assert_eq!(world.step("a").reason.as_deref(), Some("JobDeleted"));
@@ -357,7 +471,10 @@ fn invalid_and_cyclic_flows_fail_with_the_precise_reason() {
     let message = &world.flow.status.as_ref().unwrap().conditions[0].message;
     assert!(message.contains("a -> b -> a"), "{message}");
 
-    let mut world = World::new(flow(vec![job_step("a", &["transfrom"]), job_step("transform", &[])]));
+    let mut world = World::new(flow(vec![
+        job_step("a", &["transfrom"]),
+        job_step("transform", &[]),
+    ]));
     world.step_at(t(0));
     assert_eq!(reason(&world), "ValidationFailed");
     assert!(world.jobs.is_empty());
@@ -382,16 +499,30 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
     let mut spec = flow(vec![job_step("a", &[])]);
     spec.spec.execution_policy.concurrency_key = Some("db".into());
     let mut world = World::new(spec);
-    world.peers.push(super::PeerFlow { name: "older".into(), created: t(-10), phase: Some(FlowPhase::Running), policy: ConcurrencyPolicy::Forbid });
+    world.peers.push(super::PeerFlow {
+        name: "older".into(),
+        created: t(-10),
+        phase: Some(FlowPhase::Running),
+        policy: ConcurrencyPolicy::Forbid,
+    });
     let plan = world.step_at(t(0));
     assert!(plan.create_jobs.is_empty());
     assert_eq!(phase(&world), FlowPhase::Pending);
-    assert!(world.flow.status.as_ref().unwrap().conditions[0].message.contains("\"older\""));
+    assert!(
+        world.flow.status.as_ref().unwrap().conditions[0]
+            .message
+            .contains("\"older\"")
+    );
     world.peers[0].phase = Some(FlowPhase::Succeeded);
     assert_eq!(created(&world.step_at(t(1))), ["etl-a-1"]);
 
     // A newer flow with Replace stops this one.
-    world.peers.push(super::PeerFlow { name: "newer".into(), created: t(5), phase: Some(FlowPhase::Pending), policy: ConcurrencyPolicy::Replace });
+    world.peers.push(super::PeerFlow {
+        name: "newer".into(),
+        created: t(5),
+        phase: Some(FlowPhase::Pending),
+        policy: ConcurrencyPolicy::Replace,
+    });
     let plan = world.step_at(t(6));
     assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
     assert_eq!(phase(&world), FlowPhase::Failed);
@@ -400,7 +531,11 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
 
 #[test]
 fn a_retry_request_reruns_only_the_failed_part() {
-    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &["a"]), job_step("c", &["b"])]));
+    let mut world = World::new(flow(vec![
+        job_step("a", &[]),
+        job_step("b", &["a"]),
+        job_step("c", &["b"]),
+    ]));
     world.step_at(t(0));
     world.finish("etl-a-1", true, t(1));
     world.step_at(t(1));
@@ -430,7 +565,10 @@ fn outputs_reach_later_steps_args() {
         parameters: vec![Parameter {
             name: "rows".into(),
             value: None,
-            value_from: Some(ParameterSource { json_path: Some(".rows".into()), ..Default::default() }),
+            value_from: Some(ParameterSource {
+                json_path: Some(".rows".into()),
+                ..Default::default()
+            }),
         }],
         artifacts: vec![],
     });
@@ -445,10 +583,22 @@ fn outputs_reach_later_steps_args() {
     let plan = world.step_at(t(1));
     assert_eq!(world.step("a").phase, StepPhase::Running);
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(2)));
-    world.messages.insert("etl-a-1".into(), r#"{"rows": 42}"#.into());
+    world
+        .messages
+        .insert("etl-a-1".into(), r#"{"rows": 42}"#.into());
     let plan = world.step_at(t(2));
     assert_eq!(world.step("a").outputs["rows"], "42");
-    let args = plan.create_jobs[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].args.clone();
+    let args = plan.create_jobs[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .args
+        .clone();
     assert_eq!(args.unwrap(), ["load", "42"]);
 }
 
@@ -460,7 +610,11 @@ fn secret_inputs_become_env_references_never_values() {
             name: "DB_PASSWORD".into(),
             value: None,
             value_from: Some(ParameterSource {
-                secret_key_ref: Some(crate::api::KeyRef { name: "db".into(), key: "password".into(), optional: None }),
+                secret_key_ref: Some(crate::api::KeyRef {
+                    name: "db".into(),
+                    key: "password".into(),
+                    optional: None,
+                }),
                 ..Default::default()
             }),
         }],
@@ -470,10 +624,30 @@ fn secret_inputs_become_env_references_never_values() {
         serde_json::json!(["connect", "--password={{inputs.parameters.DB_PASSWORD}}"]);
     let world = World::new(flow(vec![a]));
     let plan = world.plan(t(0));
-    let container = &plan.create_jobs[0].spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0];
-    assert_eq!(container.args.as_ref().unwrap()[1], "--password=$(DB_PASSWORD)");
+    let container = &plan.create_jobs[0]
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert_eq!(
+        container.args.as_ref().unwrap()[1],
+        "--password=$(DB_PASSWORD)"
+    );
     let env = &container.env.as_ref().unwrap()[0];
-    assert_eq!(env.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap().key, "password");
+    assert_eq!(
+        env.value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+            .key,
+        "password"
+    );
 }
 
 #[test]
@@ -489,7 +663,18 @@ fn timestamps_never_change_once_set() {
     world.step_at(t(20));
     assert_eq!(world.flow.status.as_ref().unwrap().start_time, started);
     assert_eq!(world.step("a").completion_time, a_done);
-    assert_eq!(world.flow.status.as_ref().unwrap().completion_time.as_ref().unwrap().0, t(9));
+    assert_eq!(
+        world
+            .flow
+            .status
+            .as_ref()
+            .unwrap()
+            .completion_time
+            .as_ref()
+            .unwrap()
+            .0,
+        t(9)
+    );
 }
 
 #[test]
@@ -505,6 +690,8 @@ fn a_thousand_step_status_stays_small() {
         world.finish(&name, false, t(1));
     }
     world.step_at(t(1));
-    let size = serde_json::to_vec(world.flow.status.as_ref().unwrap()).unwrap().len();
+    let size = serde_json::to_vec(world.flow.status.as_ref().unwrap())
+        .unwrap()
+        .len();
     assert!(size < 512 * 1024, "status is {size} bytes");
 }

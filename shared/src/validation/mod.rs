@@ -30,12 +30,16 @@ pub fn validate(flow: &JobFlow) -> Result<(), ValidationErrors> {
     problems.into_result()
 }
 
-/// Checks an update: `new` must be valid, and once `old` has started (`status.startTime` is
-/// set) its spec may change only in `spec.suspend`.
+/// Checks an update: once `old` has started (`status.startTime` is set) its spec may change
+/// only in `spec.suspend`, and a changed spec must be valid. A spec that changed only in
+/// `suspend` (or not at all) is not checked again, so flows accepted by an older release can
+/// still be suspended, labelled or have their status written.
 pub fn validate_update(old: &JobFlow, new: &JobFlow) -> Result<(), ValidationErrors> {
     let mut problems = Problems::default();
-    update::check_update(old, new, &mut problems);
-    check_spec(&new.spec, &mut problems);
+    let changed = update::check_update(old, new, &mut problems);
+    if !changed.is_empty() {
+        check_spec(&new.spec, &mut problems);
+    }
     problems.into_result()
 }
 

@@ -4,20 +4,27 @@ use super::problems::Problems;
 use crate::api::{JobFlow, JobFlowSpec};
 
 /// Reports each top-level spec field other than `suspend` that differs, when `old` has started.
-pub(super) fn check_update(old: &JobFlow, new: &JobFlow, problems: &mut Problems) {
+/// Returns the fields that differ, started or not.
+pub(super) fn check_update(
+    old: &JobFlow,
+    new: &JobFlow,
+    problems: &mut Problems,
+) -> Vec<&'static str> {
+    let changed = changed_fields(&old.spec, &new.spec);
     let started = old
         .status
         .as_ref()
         .is_some_and(|status| status.start_time.is_some());
     if !started {
-        return;
+        return changed;
     }
-    for field in changed_fields(&old.spec, &new.spec) {
+    for field in &changed {
         problems.invalid(
             format!("spec.{field}"),
             "cannot change once the flow has started (status.startTime is set); only spec.suspend may change, so create a new JobFlow to run a different spec",
         );
     }
+    changed
 }
 
 /// The JSON names of the top-level fields, other than `suspend`, that differ.
