@@ -176,7 +176,7 @@ impl Planning<'_> {
                 self.event("FlowResumed", message);
             }
             (None | Some(FlowPhase::Pending), FlowPhase::Running) => {
-                self.event("FlowStarted", message)
+                self.event("FlowStarted", message);
             }
             (_, FlowPhase::Pending) => self.event("FlowWaiting", message),
             _ => {}

@@ -147,7 +147,7 @@ impl Planning<'_> {
                     });
                 }
                 StepPhase::Pending | StepPhase::Running | StepPhase::PendingApproval => {
-                    waiting = true
+                    waiting = true;
                 }
             }
         }
