@@ -309,7 +309,6 @@ fn shortest_cycle_through(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use proptest::prelude::*;
 

@@ -656,7 +656,6 @@ fn cel_string(text: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::api::StepPhase;

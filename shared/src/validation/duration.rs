@@ -124,7 +124,6 @@ fn scaled(number: &str, scale: u128) -> Option<u128> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use proptest::prelude::*;
 

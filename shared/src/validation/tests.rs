@@ -1,7 +1,5 @@
 //! Tests of `validate` and `validate_update`: one per rule, and all problems at once.
 
-#![allow(clippy::unwrap_used)]
-
 use serde_json::json;
 
 use super::*;
