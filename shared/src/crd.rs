@@ -11,12 +11,17 @@ use crate::api::JobFlow;
 pub const CRD_PATH: &str = "deploy/crds/workflow.kube-zen.io_jobflows.yaml";
 
 /// The transition rule that makes the spec immutable once the flow has started, except
-/// `suspend`. The agent sets `status.startTime` when the first step starts.
+/// `suspend`. The agent sets `status.startTime` when the flow starts. (Written with `has()`
+/// rather than optional fields: the API server's cost estimate for optional equality is far
+/// over budget.)
 pub const IMMUTABLE_SPEC_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.startTime) || \
      (self.spec.steps == oldSelf.spec.steps \
-     && self.spec.?finally == oldSelf.spec.?finally \
-     && self.spec.?executionPolicy == oldSelf.spec.?executionPolicy \
-     && self.spec.?resourceTemplates == oldSelf.spec.?resourceTemplates)";
+     && self.spec.executionPolicy == oldSelf.spec.executionPolicy \
+     && (has(self.spec.finally) ? (has(oldSelf.spec.finally) && self.spec.finally == oldSelf.spec.finally) \
+         : !has(oldSelf.spec.finally)) \
+     && (has(self.spec.resourceTemplates) \
+         ? (has(oldSelf.spec.resourceTemplates) && self.spec.resourceTemplates == oldSelf.spec.resourceTemplates) \
+         : !has(oldSelf.spec.resourceTemplates)))";
 
 /// Errors rendering the CRD.
 #[derive(Debug, thiserror::Error)]
