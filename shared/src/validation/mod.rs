@@ -10,6 +10,7 @@ mod graph;
 mod job_template;
 mod names;
 mod parameters;
+mod pod_failure;
 mod problems;
 mod step;
 mod update;
@@ -64,6 +65,7 @@ fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
         step::check_step(located, problems);
     }
     execution_policy::check_execution_policy(&spec.execution_policy, problems);
+    pod_failure::check_pod_failure_policies(spec, &steps, problems);
 }
 
 /// The regular steps then the finally steps, in DAG index order.

@@ -16,7 +16,7 @@ fn template() -> serde_json::Value {
         "kind": "Job",
         "spec": {"template": {"spec": {
             "containers": [{"name": "main", "image": "busybox:latest"}],
-            "restartPolicy": "OnFailure"
+            "restartPolicy": "Never"
         }}}
     })
 }
@@ -745,4 +745,51 @@ mod agrees_with_the_dag {
             }
         }
     }
+}
+
+#[test]
+fn a_pod_failure_policy_needs_restart_policy_never() {
+    let mut flow = flow(vec![job("a", &[])], vec![]);
+    flow.spec.steps[0].template.as_mut().unwrap()["spec"]["template"]["spec"]["restartPolicy"] =
+        serde_json::json!("OnFailure");
+    assert!(
+        validate(&flow).is_ok(),
+        "OnFailure is fine without a pod failure policy"
+    );
+    flow.spec.execution_policy.pod_failure_policy = Some(PodFailurePolicy {
+        rules: vec![PodFailurePolicyRule {
+            action: PodFailurePolicyAction::FailJob,
+            on_exit_codes: Some(PodFailurePolicyOnExitCodes {
+                container_name: None,
+                operator: ExitCodeOperator::In,
+                values: vec![3],
+            }),
+        }],
+    });
+    let problems = problems_of(&flow);
+    assert_one_problem(
+        &problems,
+        "spec.steps[0].template.spec.template.spec.restartPolicy",
+        "set restartPolicy: Never",
+    );
+}
+
+#[test]
+fn when_may_read_only_steps_that_have_ended() {
+    let mut b = job("b", &[]);
+    b.when = Some("steps.a.phase == 'Succeeded'".into());
+    let problems = problems_of(&flow(vec![job("a", &[]), b.clone()], vec![]));
+    assert_one_problem(
+        &problems,
+        "spec.steps[1].when",
+        "add \"a\" to this step's dependencies",
+    );
+
+    b.dependencies = vec!["mid".into()];
+    let transitive = flow(vec![job("a", &[]), job("mid", &["a"]), b], vec![]);
+    assert!(
+        validate(&transitive).is_ok(),
+        "{:?}",
+        problems_of(&transitive)
+    );
 }
