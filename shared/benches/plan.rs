@@ -58,9 +58,7 @@ fn half_done(size: usize, now: Timestamp) -> (JobFlow, Vec<Job>) {
     };
     let mut jobs = Vec::new();
     let mut now = now;
-    let compiled = CompiledFlow::compile(&flow)
-        .map_err(|e| e.to_string())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let compiled = CompiledFlow::compile(&flow).expect("the benchmark flow is valid");
     for _ in 0..size {
         let observed = Observed {
             jobs: jobs.iter().collect(),
