@@ -3,7 +3,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -26,8 +25,6 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// The caches of every scope, for the recomputed gauges.
     pub scopes: Vec<Arc<Caches>>,
-    /// Set once every cache has synced.
-    pub ready: AtomicBool,
 }
 
 impl Admin {
@@ -35,7 +32,7 @@ impl Admin {
     pub fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         match (method, path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
-            (&Method::GET, "/readyz") if self.ready.load(Ordering::Acquire) => {
+            (&Method::GET, "/readyz") if self.scopes.iter().all(|s| s.is_ready()) => {
                 text(StatusCode::OK, "ready\n".to_owned())
             }
             (&Method::GET, "/readyz") => text(
@@ -120,7 +117,6 @@ mod tests {
         Admin {
             metrics: Arc::new(Metrics::new().unwrap()),
             scopes: vec![caches],
-            ready: AtomicBool::new(false),
         }
     }
 
@@ -137,14 +133,20 @@ mod tests {
             a.respond(&Method::GET, "/readyz").status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        a.ready.store(true, Ordering::Release);
-        assert_eq!(a.respond(&Method::GET, "/readyz").status(), StatusCode::OK);
+        let synced = Admin {
+            scopes: vec![crate::caches::tests::synced().await],
+            ..a
+        };
         assert_eq!(
-            a.respond(&Method::GET, "/nope").status(),
+            synced.respond(&Method::GET, "/readyz").status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            synced.respond(&Method::GET, "/nope").status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            a.respond(&Method::POST, "/metrics").status(),
+            synced.respond(&Method::POST, "/metrics").status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
     }

@@ -172,10 +172,13 @@ async fn patch_status(
     });
     let started = Instant::now();
     ctx.metrics.api_write(Operation::PatchStatus, Res::JobFlows);
-    api.patch_status(&flow.name_any(), &apply_params(), &Patch::Apply(&body))
+    let mut written = api
+        .patch_status(&flow.name_any(), &apply_params(), &Patch::Apply(&body))
         .await
         .map_err(|source| Error::PatchStatus { source })?;
     ctx.metrics.status_written(started.elapsed());
+    crate::strip::flow(&mut written);
+    ctx.caches.written.record(written);
     let old = flow.status.clone().unwrap_or_default();
     ctx.metrics.status_changed(&old, status, Timestamp::now());
     Ok(())

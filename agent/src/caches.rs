@@ -16,12 +16,15 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backoff::Backoffs;
 use crate::compiled::CompiledCache;
+use crate::error::chain;
 use crate::strip;
 use crate::triggers::{self, Triggers};
+use crate::written::Written;
 
 /// One scope's caches and per-flow state.
 #[derive(Debug)]
@@ -40,6 +43,10 @@ pub struct Caches {
     pub compiled: CompiledCache,
     /// Reconcile failures in a row.
     pub backoffs: Backoffs,
+    /// Our own status writes the cache has not shown yet.
+    pub written: Written,
+    /// Turns true once every cache has synced.
+    synced: watch::Sender<bool>,
 }
 
 /// The writers of one scope's caches.
@@ -71,6 +78,8 @@ impl Caches {
             triggers: Triggers::default(),
             compiled: CompiledCache::default(),
             backoffs: Backoffs::default(),
+            written: Written::default(),
+            synced: watch::Sender::new(false),
         });
         (
             caches,
@@ -100,6 +109,7 @@ impl Caches {
         };
         let all = watcher::Config::default().any_semantic();
         vec![
+            tokio::spawn(Arc::clone(self).watch_readiness()),
             tokio::spawn(reflect(
                 api(client, ns),
                 all.clone(),
@@ -124,14 +134,54 @@ impl Caches {
         ]
     }
 
-    /// Resolves once all three caches hold a complete first list.
-    pub async fn wait_until_ready(&self) -> Result<(), WaitForCacheError> {
-        let wait = |kind, r: Result<(), reflector::store::WriterDropped>| {
-            r.map_err(|source| WaitForCacheError { kind, source })
+    /// Resolves once all three caches hold a complete first list (never, if a watch cannot start).
+    pub async fn wait_until_ready(&self) {
+        // An error means the sender is gone, which cannot happen while `self` is borrowed.
+        let _ = self.synced.subscribe().wait_for(|synced| *synced).await;
+    }
+
+    /// Drops the per-flow state of a deleted flow.
+    fn forget(&self, uid: &str) {
+        self.compiled.forget(uid);
+        self.backoffs.succeeded(uid);
+        self.written.forget(uid);
+    }
+
+    /// Keeps the per-flow state of `live` flows only.
+    fn retain(&self, live: &HashSet<String>) {
+        self.compiled.retain(live);
+        self.backoffs.retain(live);
+        self.written.retain(live);
+    }
+
+    /// Whether all three caches hold a complete first list.
+    pub fn is_ready(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Waits for each store's first list, then tells every waiter at once.
+    ///
+    /// The only waiter on the stores themselves: a kube-runtime store wakes just the last task
+    /// that polled `wait_until_ready`, so a second concurrent waiter could sleep forever.
+    async fn watch_readiness(self: Arc<Self>) {
+        let synced = async {
+            let wait = |kind, r: Result<(), reflector::store::WriterDropped>| {
+                r.map_err(|source| WaitForCacheError { kind, source })
+            };
+            wait("JobFlow", self.flows.wait_until_ready().await)?;
+            wait("Job", self.jobs.wait_until_ready().await)?;
+            wait("Pod", self.pods.wait_until_ready().await)
         };
-        wait("JobFlow", self.flows.wait_until_ready().await)?;
-        wait("Job", self.jobs.wait_until_ready().await)?;
-        wait("Pod", self.pods.wait_until_ready().await)
+        match synced.await {
+            Ok(()) => {
+                tracing::info!(
+                    namespace = self.namespace.as_deref().unwrap_or("*"),
+                    "watch caches synced"
+                );
+                self.synced.send_replace(true);
+            }
+            Err(error) => tracing::error!(error = %chain(&error), "a watch cache never filled"),
+        }
     }
 }
 
@@ -145,16 +195,12 @@ fn on_flow_event(
             .send(triggers::for_flow(store, old.as_deref(), event));
         match event {
             Event::Delete(gone) => {
-                let uid = gone.uid().unwrap_or_default();
-                caches.compiled.forget(&uid);
-                caches.backoffs.succeeded(&uid);
+                caches.forget(&gone.uid().unwrap_or_default());
                 caches.triggers.forget(&ObjectRef::from_obj(gone));
             }
             Event::InitDone => {
                 // A relist replaces the cache wholesale; deletions in between sent no event.
-                let live: HashSet<String> = store.state().iter().filter_map(|f| f.uid()).collect();
-                caches.compiled.retain(&live);
-                caches.backoffs.retain(&live);
+                caches.retain(&store.state().iter().filter_map(|f| f.uid()).collect());
             }
             Event::Apply(_) | Event::InitApply(_) | Event::Init => {}
         }
@@ -201,8 +247,57 @@ async fn reflect<K, F>(
                 after(&reader, old, &event);
             }
             Err(error) => {
-                tracing::warn!(%kind, error = %crate::error::chain(&error), "watch failed; retrying");
+                tracing::warn!(%kind, error = %chain(&error), "watch failed; retrying");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Marks every store of `writers` as listed.
+    fn list_all(writers: &mut Writers) {
+        writers.flows.apply_watcher_event(&Event::Init);
+        writers.flows.apply_watcher_event(&Event::InitDone);
+        writers.jobs.apply_watcher_event(&Event::Init);
+        writers.jobs.apply_watcher_event(&Event::InitDone);
+        writers.pods.apply_watcher_event(&Event::Init);
+        writers.pods.apply_watcher_event(&Event::InitDone);
+    }
+
+    /// Caches whose (empty) first lists are done.
+    pub(crate) async fn synced() -> Arc<Caches> {
+        let (caches, mut writers) = Caches::new(None);
+        let readiness = tokio::spawn(Arc::clone(&caches).watch_readiness());
+        list_all(&mut writers);
+        readiness.await.unwrap();
+        caches
+    }
+
+    #[tokio::test]
+    async fn every_waiter_wakes_when_the_caches_sync() {
+        let (caches, mut writers) = Caches::new(None);
+        tokio::spawn(Arc::clone(&caches).watch_readiness());
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let caches = Arc::clone(&caches);
+                tokio::spawn(async move { caches.wait_until_ready().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(!caches.is_ready());
+        list_all(&mut writers);
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("a waiter was never woken")
+                .unwrap();
+        }
+        assert!(caches.is_ready());
     }
 }

@@ -20,6 +20,7 @@ pub mod reconcile;
 pub mod strip;
 pub mod telemetry;
 pub mod triggers;
+pub mod written;
 
 mod run;
 

@@ -20,6 +20,7 @@ use crate::observe;
 pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.caches.triggers.started(&ObjectRef::from_obj(&*flow));
+    let flow = ctx.caches.written.freshest(flow);
     let result = run(&flow, &ctx).await;
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok() {

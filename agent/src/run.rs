@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use futures::future::join_all;
@@ -24,6 +23,10 @@ use crate::metrics::Metrics;
 /// start (then `Err`: the process should exit non-zero and be restarted).
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = client(&args).await?;
+    // Bound before anything starts, so a taken port fails the process at once.
+    let listener = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding the admin address {}", args.admin_addr))?;
     let metrics = Arc::new(Metrics::new()?);
     let identity = args.identity();
 
@@ -43,14 +46,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let admin = Arc::new(Admin {
         metrics: Arc::clone(&metrics),
         scopes: scopes.clone(),
-        ready: AtomicBool::new(false),
     });
-    let listener = tokio::net::TcpListener::bind(args.admin_addr)
-        .await
-        .with_context(|| format!("binding the admin address {}", args.admin_addr))?;
     tracing::info!(addr = %args.admin_addr, "serving /metrics, /healthz and /readyz");
     tokio::spawn(admin::serve(listener, Arc::clone(&admin)));
-    tokio::spawn(mark_ready(scopes.clone(), Arc::clone(&admin)));
 
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -100,8 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn client(args: &Args) -> anyhow::Result<Client> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let kubeconfig = Kubeconfig::read_from(path).context("reading the kubeconfig")?;
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
                 .with_context(|| format!("loading {}", path.display()))?
@@ -137,12 +134,7 @@ fn run_controllers(
     async move {
         let ready = join_all(contexts.iter().map(|ctx| ctx.caches.wait_until_ready()));
         tokio::select! {
-            results = ready => {
-                if let Some(error) = results.into_iter().find_map(Result::err) {
-                    tracing::error!(error = %chain(&error), "a watch cache never filled");
-                    return;
-                }
-            }
+            _ = ready => {}
             () = stop_requested(stopped.clone()) => return,
         }
         join_all(
@@ -158,17 +150,6 @@ fn run_controllers(
 async fn stop_requested(mut stopped: watch::Receiver<bool>) {
     // An error means the sender is gone: stopping is right then too.
     let _ = stopped.wait_for(|stop| *stop).await;
-}
-
-async fn mark_ready(scopes: Vec<Arc<Caches>>, admin: Arc<Admin>) {
-    for caches in &scopes {
-        if let Err(error) = caches.wait_until_ready().await {
-            tracing::error!(error = %chain(&error), "a watch cache never filled");
-            return;
-        }
-    }
-    tracing::info!("watch caches synced");
-    admin.ready.store(true, Ordering::Release);
 }
 
 async fn shutdown_signal() -> std::io::Result<()> {
