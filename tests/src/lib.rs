@@ -11,8 +11,10 @@
 //! - [`FakePod`] sets the annotations that tell kwok how a pod "runs" (see
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 
+pub mod agent;
 mod crd;
 mod fake;
+pub mod flows;
 mod namespace;
 mod wait;
 
