@@ -19,19 +19,18 @@ pub struct CompiledCache {
 
 impl CompiledCache {
     /// The compiled spec of `flow`'s current generation, compiled now if not cached.
-    /// The second value tells whether it was compiled by this call.
-    pub fn get(&self, flow: &JobFlow) -> (Compiled, bool) {
+    pub fn get(&self, flow: &JobFlow) -> Compiled {
         let uid = flow.metadata.uid.clone().unwrap_or_default();
         let generation = flow.metadata.generation;
         if let Some((cached_generation, compiled)) = self.lock().get(&uid)
             && *cached_generation == generation
         {
-            return (Arc::clone(compiled), false);
+            return Arc::clone(compiled);
         }
         // Compiled outside the lock: other flows' reconciles need not wait for this one.
         let compiled: Compiled = Arc::new(CompiledFlow::compile(flow));
         self.lock().insert(uid, (generation, Arc::clone(&compiled)));
-        (compiled, true)
+        compiled
     }
 
     /// Drops the entry of a deleted flow.
@@ -70,10 +69,16 @@ mod tests {
         let cache = CompiledCache::default();
         let mut f = flow("f", "u1", None, 0);
         f.metadata.generation = Some(1);
-        assert!(cache.get(&f).1);
-        assert!(!cache.get(&f).1);
+        let first = cache.get(&f);
+        assert!(
+            Arc::ptr_eq(&first, &cache.get(&f)),
+            "same generation: cached"
+        );
         f.metadata.generation = Some(2);
-        assert!(cache.get(&f).1);
+        assert!(
+            !Arc::ptr_eq(&first, &cache.get(&f)),
+            "new generation: compiled again"
+        );
         assert_eq!(cache.len(), 1, "one entry per flow");
         cache.get(&flow("g", "u2", None, 0));
         cache.retain(&HashSet::from(["u2".to_owned()]));

@@ -44,7 +44,7 @@ async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
 /// cache borrow outlives it.
 fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
     let started = Instant::now();
-    let (compiled, _) = ctx.caches.compiled.get(flow);
+    let compiled = ctx.caches.compiled.get(flow);
     let name = flow.name_any();
     let jobs = ctx
         .caches
