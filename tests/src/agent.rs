@@ -28,6 +28,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -232,8 +233,8 @@ impl AgentBuilder {
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let mut agent = AgentProcess {
-            child,
+        let agent = AgentProcess {
+            child: Mutex::new(child),
             admin,
             log_path,
             args,
@@ -258,9 +259,12 @@ impl AgentBuilder {
 }
 
 /// A running `jobflow-agent`; killed (SIGKILL) when dropped.
+///
+/// Every method takes `&self`, so tests can share it (e.g. as the `Arc` [`run_with_agent`]
+/// hands out).
 #[derive(Debug)]
 pub struct AgentProcess {
-    child: Child,
+    child: Mutex<Child>,
     admin: SocketAddr,
     log_path: PathBuf,
     args: Vec<String>,
@@ -280,7 +284,7 @@ impl AgentProcess {
 
     /// The agent's OS process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// The address of its admin port (`/metrics`, `/healthz`, `/readyz`).
@@ -299,14 +303,14 @@ impl AgentProcess {
     }
 
     /// Its exit status if it has exited.
-    pub fn exit_status(&mut self) -> anyhow::Result<Option<ExitStatus>> {
-        self.child
+    pub fn exit_status(&self) -> anyhow::Result<Option<ExitStatus>> {
+        self.child()
             .try_wait()
             .context("checking whether the agent exited")
     }
 
     /// Fails, with the log's tail, if the agent is no longer running.
-    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+    pub fn ensure_running(&self) -> anyhow::Result<()> {
         match self.exit_status()? {
             None => Ok(()),
             Some(status) => anyhow::bail!(
@@ -359,21 +363,25 @@ impl AgentProcess {
     }
 
     /// Kills the agent with SIGKILL (no clean shutdown, the Lease is not released) and reaps it.
-    pub fn kill_9(&mut self) -> anyhow::Result<ExitStatus> {
-        if let Some(status) = self.exit_status()? {
+    pub fn kill_9(&self) -> anyhow::Result<ExitStatus> {
+        let mut child = self.child();
+        if let Some(status) = child
+            .try_wait()
+            .context("checking whether the agent exited")?
+        {
             return Ok(status);
         }
-        self.child.kill().context("sending SIGKILL to the agent")?;
-        self.child.wait().context("waiting for the killed agent")
+        child.kill().context("sending SIGKILL to the agent")?;
+        child.wait().context("waiting for the killed agent")
     }
 
     /// Sends SIGTERM and waits for the agent to exit (a clean shutdown releases the Lease);
     /// after [`STOP_TIMEOUT`] it is killed and this fails.
-    pub async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+    pub async fn stop(&self) -> anyhow::Result<ExitStatus> {
         if let Some(status) = self.exit_status()? {
             return Ok(status);
         }
-        let pid = self.child.id().to_string();
+        let pid = self.pid().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
@@ -400,7 +408,7 @@ impl AgentProcess {
     }
 
     /// Polls `path` until it answers 200, failing early if the process exits.
-    async fn wait_for_status(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    async fn wait_for_status(&self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         let mut last;
         loop {
@@ -422,11 +430,17 @@ impl AgentProcess {
     }
 
     /// Kills and reaps the process, ignoring errors (it may be gone already).
-    fn kill(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
+    fn kill(&self) {
+        let mut child = self.child();
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
         }
-        let _ = self.child.wait();
+        let _ = child.wait();
+    }
+
+    /// The child process (a poisoned lock is still usable: a `Child` has no invariant to break).
+    fn child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -439,17 +453,25 @@ impl Drop for AgentProcess {
 /// Runs `body` in a fresh namespace (see [`run_in_namespace`]) with the JobFlow CRD installed
 /// and an agent ([`AgentProcess::start`]) watching that namespace. When the body fails or
 /// panics, the last [`LOG_TAIL_LINES`] lines of the agent's log are printed to stderr (before
-/// the namespace dump). The agent is killed when `body` ends (it owns the [`AgentProcess`]).
+/// the namespace dump).
+///
+/// The agent runs until `body`'s future has finished (this function keeps its own reference),
+/// then it is killed; so `|ns, _agent| async move { .. }` is fine even though `_agent` is dropped
+/// as soon as the closure returns its future. Stop it earlier with [`AgentProcess::stop`] or
+/// [`AgentProcess::kill_9`].
 pub async fn run_with_agent<F, Fut>(test: &str, body: F) -> anyhow::Result<()>
 where
-    F: FnOnce(TestNamespace, AgentProcess) -> Fut,
+    F: FnOnce(TestNamespace, Arc<AgentProcess>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     run_in_namespace(test, |ns| async move {
         install_crd(&ns.client()).await?;
-        let agent = AgentProcess::start(ns.name()).await?;
+        let agent = Arc::new(AgentProcess::start(ns.name()).await?);
         let log_path = agent.log_path().to_owned();
-        let outcome = AssertUnwindSafe(body(ns, agent)).catch_unwind().await;
+        let outcome = AssertUnwindSafe(body(ns, Arc::clone(&agent)))
+            .catch_unwind()
+            .await;
+        drop(agent);
         if !matches!(outcome, Ok(Ok(()))) {
             eprintln!(
                 "--- last {LOG_TAIL_LINES} lines of the agent log {}\n{}",
