@@ -133,6 +133,7 @@ pub fn build_job(
             add_env(container, &resolver.env);
         }
     }
+    super::resources::point_volumes_at_resources(&mut job, flow);
     Ok(job)
 }
 

@@ -14,6 +14,7 @@ mod outputs;
 #[cfg(test)]
 mod properties;
 mod requests;
+mod resources;
 mod run;
 mod running;
 mod schedule;
@@ -29,6 +30,7 @@ pub use job_builder::{BuildJobError, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name};
 pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
+pub use resources::resource_objects;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -33,7 +33,10 @@ impl Planning<'_> {
             }
         }
         if self.status.start_time.is_none() {
+            // The flow starts now: its resource templates are applied once, before any Job
+            // that mounts them.
             self.status.start_time = Some(self.now_time());
+            self.plan.apply_resources = super::resources::resource_objects(self.flow);
         }
         self.handle_approvals(compiled);
         self.observe_running(compiled);

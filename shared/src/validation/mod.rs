@@ -12,6 +12,7 @@ mod names;
 mod parameters;
 mod pod_failure;
 mod problems;
+mod resources;
 mod step;
 mod update;
 
@@ -66,6 +67,7 @@ fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
     }
     execution_policy::check_execution_policy(&spec.execution_policy, problems);
     pod_failure::check_pod_failure_policies(spec, &steps, problems);
+    resources::check_resource_templates(spec.resource_templates.as_ref(), problems);
 }
 
 /// The regular steps then the finally steps, in DAG index order.

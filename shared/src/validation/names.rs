@@ -30,7 +30,7 @@ pub(super) fn step_name_problem(name: &str) -> Option<String> {
     ))
 }
 
-fn is_dns_label(name: &str) -> bool {
+pub(super) fn is_dns_label(name: &str) -> bool {
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     name.chars().all(|c| allowed(c) || c == '-')
         && name.chars().next().is_some_and(allowed)

@@ -793,3 +793,30 @@ fn when_may_read_only_steps_that_have_ended() {
         problems_of(&transitive)
     );
 }
+
+#[test]
+fn resource_templates_need_unique_dns_names() {
+    let mut flow = flow(vec![job("a", &[])], vec![]);
+    flow.spec.resource_templates = Some(crate::api::ResourceTemplates {
+        volume_claim_templates: vec![
+            serde_json::json!({"metadata": {"name": "scratch"}}),
+            serde_json::json!({"metadata": {"name": "scratch"}}),
+            serde_json::json!({"spec": {}}),
+        ],
+        config_map_templates: vec![serde_json::json!({"metadata": {"name": "Bad_Name"}})],
+    });
+    let problems = problems_of(&flow);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with(
+        "spec.resourceTemplates.volumeClaimTemplates[1].metadata.name: \"scratch\" is used twice"
+    ));
+    assert!(
+        problems[1].starts_with(
+            "spec.resourceTemplates.volumeClaimTemplates[2].metadata.name: is missing"
+        )
+    );
+    assert!(
+        problems[2]
+            .contains("configMapTemplates[0].metadata.name: \"Bad_Name\" is not a DNS-1123 label")
+    );
+}

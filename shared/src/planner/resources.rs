@@ -1,0 +1,174 @@
+//! `spec.resourceTemplates`: PersistentVolumeClaims and ConfigMaps created once for a flow,
+//! owned by it (garbage-collected with it) and named `<flow>-<name>`. A step's pod volume that
+//! names a template by its short name is pointed at the real object.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::Resource;
+use serde_json::{Value, json};
+
+use crate::api::JobFlow;
+use crate::labels;
+
+/// The complete objects to apply for the flow's resource templates.
+pub fn resource_objects(flow: &JobFlow) -> Vec<Value> {
+    let Some(templates) = &flow.spec.resource_templates else {
+        return Vec::new();
+    };
+    let flow_name = flow.metadata.name.as_deref().unwrap_or_default();
+    let owner = flow
+        .controller_owner_ref(&())
+        .and_then(|owner| serde_json::to_value(owner).ok());
+    let kinds = [
+        ("PersistentVolumeClaim", &templates.volume_claim_templates),
+        ("ConfigMap", &templates.config_map_templates),
+    ];
+    kinds
+        .into_iter()
+        .flat_map(|(kind, objects)| objects.iter().map(move |object| (kind, object)))
+        .filter_map(|(kind, template)| {
+            let short = template.pointer("/metadata/name")?.as_str()?;
+            let mut object = template.clone();
+            let map = object.as_object_mut()?;
+            map.insert("apiVersion".into(), json!("v1"));
+            map.insert("kind".into(), json!(kind));
+            map.remove("status");
+            let mut metadata = template
+                .get("metadata")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            let meta = metadata.as_object_mut()?;
+            for key in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "managedFields",
+                "generateName",
+            ] {
+                meta.remove(key);
+            }
+            meta.insert("name".into(), json!(format!("{flow_name}-{short}")));
+            meta.insert("namespace".into(), json!(flow.metadata.namespace));
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(labels::FLOW.into(), json!(flow_name));
+                labels.insert(labels::MANAGED_BY.into(), json!(labels::MANAGED_BY_VALUE));
+            }
+            if let Some(owner) = &owner {
+                meta.insert("ownerReferences".into(), json!([owner]));
+            }
+            map.insert("metadata".into(), metadata);
+            Some(object)
+        })
+        .collect()
+}
+
+/// Points pod volumes that name a resource template (by its short name) at `<flow>-<name>`.
+pub fn point_volumes_at_resources(job: &mut Job, flow: &JobFlow) {
+    let Some(templates) = &flow.spec.resource_templates else {
+        return;
+    };
+    let short_names = |objects: &[Value]| -> Vec<String> {
+        objects
+            .iter()
+            .filter_map(|object| {
+                object
+                    .pointer("/metadata/name")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let claims = short_names(&templates.volume_claim_templates);
+    let config_maps = short_names(&templates.config_map_templates);
+    let flow_name = flow.metadata.name.as_deref().unwrap_or_default();
+    let Some(pod) = job
+        .spec
+        .as_mut()
+        .and_then(|spec| spec.template.spec.as_mut())
+    else {
+        return;
+    };
+    for volume in pod.volumes.iter_mut().flatten() {
+        if let Some(claim) = volume.persistent_volume_claim.as_mut()
+            && claims.contains(&claim.claim_name)
+        {
+            claim.claim_name = format!("{flow_name}-{}", claim.claim_name);
+        }
+        if let Some(config_map) = volume.config_map.as_mut()
+            && config_maps.contains(&config_map.name)
+        {
+            config_map.name = format!("{flow_name}-{}", config_map.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ResourceTemplates;
+    use crate::planner::testing::{World, flow, job_step, t};
+
+    fn with_templates() -> JobFlow {
+        let mut step = job_step("a", &[]);
+        step.template.as_mut().unwrap()["spec"]["template"]["spec"]["volumes"] = json!([
+            {"name": "data", "persistentVolumeClaim": {"claimName": "scratch"}},
+            {"name": "conf", "configMap": {"name": "settings"}},
+            {"name": "other", "configMap": {"name": "not-ours"}}
+        ]);
+        let mut flow = flow(vec![step]);
+        flow.spec.resource_templates = Some(ResourceTemplates {
+            volume_claim_templates: vec![json!({
+                "metadata": {"name": "scratch"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+            })],
+            config_map_templates: vec![
+                json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}),
+            ],
+        });
+        flow
+    }
+
+    #[test]
+    fn templates_become_owned_objects_named_after_the_flow() {
+        let objects = resource_objects(&with_templates());
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[0]["kind"], "PersistentVolumeClaim");
+        assert_eq!(objects[0]["metadata"]["name"], "etl-scratch");
+        assert_eq!(
+            objects[0]["metadata"]["ownerReferences"][0]["kind"],
+            "JobFlow"
+        );
+        assert_eq!(objects[1]["kind"], "ConfigMap");
+        assert_eq!(objects[1]["data"]["mode"], "fast");
+        assert_eq!(objects[1]["metadata"]["labels"][labels::FLOW], "etl");
+    }
+
+    #[test]
+    fn resources_are_applied_once_when_the_flow_starts_and_volumes_point_at_them() {
+        let mut world = World::new(with_templates());
+        let plan = world.step_at(t(0));
+        assert_eq!(plan.apply_resources.len(), 2);
+        let volumes = plan.create_jobs[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .clone()
+            .unwrap();
+        assert_eq!(
+            volumes[0]
+                .persistent_volume_claim
+                .as_ref()
+                .unwrap()
+                .claim_name,
+            "etl-scratch"
+        );
+        assert_eq!(volumes[1].config_map.as_ref().unwrap().name, "etl-settings");
+        assert_eq!(volumes[2].config_map.as_ref().unwrap().name, "not-ours");
+        assert!(world.step_at(t(1)).apply_resources.is_empty());
+    }
+}
