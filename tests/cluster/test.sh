@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, the local control plane, clippy, then every test of the
-# workspace (unit, integration and the cluster tests, which need the control plane).
+# The project's test command: formatting, the local control plane, clippy, the binaries, then every
+# test of the workspace (unit, integration and the cluster tests, which need the control plane).
 #
 # The control plane is always stopped on exit, whatever happened (ZEN_FLOW_KEEP_CLUSTER=1 leaves
 # it running, e.g. to rerun one test with `cargo test`). On failure its logs are kept in
@@ -47,4 +47,6 @@ stage build bash tests/cluster/build.sh
 stage up bash tests/cluster/up.sh
 export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
+# The agent tests run the real target/debug/jobflow-agent (tests/src/agent.rs): build it first.
+stage bins cargo build --workspace --bins
 stage test cargo test --workspace -- --test-threads="${ZEN_FLOW_TEST_THREADS:-4}"
