@@ -83,6 +83,7 @@ pub struct LeaderElection {
 #[must_use]
 pub struct AgentBuilder {
     namespaces: Vec<String>,
+    kubeconfig: Option<PathBuf>,
     leader_election: Option<LeaderElection>,
     log_level: String,
     extra_args: Vec<String>,
@@ -97,6 +98,7 @@ impl AgentBuilder {
     pub fn new(namespace: &str) -> Self {
         Self {
             namespaces: vec![namespace.to_owned()],
+            kubeconfig: None,
             leader_election: None,
             log_level: "info".to_owned(),
             extra_args: Vec::new(),
@@ -109,6 +111,13 @@ impl AgentBuilder {
     /// Also watches `namespace` (one more `--namespace`).
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespaces.push(namespace.to_owned());
+        self
+    }
+
+    /// Connects with the kubeconfig at `path` instead of the tests' admin one (e.g. a
+    /// ServiceAccount token, to run under the agent's own RBAC).
+    pub fn kubeconfig(mut self, path: &Path) -> Self {
+        self.kubeconfig = Some(path.to_owned());
         self
     }
 
@@ -163,7 +172,11 @@ impl AgentBuilder {
     fn args(&self, admin: SocketAddr) -> Vec<String> {
         let mut args = vec![
             "--kubeconfig".to_owned(),
-            kubeconfig_path().display().to_string(),
+            self.kubeconfig
+                .clone()
+                .unwrap_or_else(kubeconfig_path)
+                .display()
+                .to_string(),
             "--admin-addr".to_owned(),
             admin.to_string(),
             "--log-format".to_owned(),
