@@ -341,6 +341,45 @@ pub async fn wait_for_phase(
     .await
 }
 
+/// Waits until step `step` of flow `name` waits for retry number `retries` (phase Pending,
+/// `retryCount == retries`), and returns the flow. Fails at once when the step or the flow ends,
+/// or the step is already past that retry: the wait could never end then.
+pub async fn wait_for_retry(
+    flows: &Api<JobFlow>,
+    name: &str,
+    step: &str,
+    retries: i32,
+    timeout: Duration,
+) -> anyhow::Result<JobFlow> {
+    wait_for_flow(
+        flows,
+        name,
+        &format!("step {step} waiting for retry {retries}"),
+        timeout,
+        |flow| {
+            let Ok(status) = step_status(flow, step) else {
+                return Ok(false);
+            };
+            if status.phase.is_terminal()
+                || status.retry_count > retries
+                || phase(flow).is_some_and(FlowPhase::is_terminal)
+            {
+                anyhow::bail!(
+                    "step {step} can no longer wait for retry {retries}: it is {} after {} \
+                     retries ({:?}: {:?}), flow {:?}",
+                    status.phase.as_str(),
+                    status.retry_count,
+                    status.reason,
+                    status.message,
+                    phase(flow)
+                );
+            }
+            Ok(status.phase == StepPhase::Pending && status.retry_count == retries)
+        },
+    )
+    .await
+}
+
 /// Waits until the flow `name` is Succeeded or Failed, and returns it.
 pub async fn wait_for_finished(
     flows: &Api<JobFlow>,

@@ -10,7 +10,7 @@ use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, event_reasons, events_for, flow_jobs, flow_jobs_by_name,
     job_finished_at, ready_message, ready_reason, step_phase, step_status, wait_for_flow,
-    wait_for_phase,
+    wait_for_phase, wait_for_retry,
 };
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
 use k8s_openapi::api::batch::v1::Job;
@@ -218,17 +218,7 @@ async fn retries_wait_for_the_backoff_before_a_new_attempt_job() -> anyhow::Resu
         create(&flows, &flow).await?;
 
         // Between the attempts the step waits, Pending, with the time of its next attempt.
-        let waiting = wait_for_flow(
-            &flows,
-            "retry",
-            "flaky waiting for its retry",
-            TIMEOUT,
-            |f| {
-                Ok(step_status(f, "flaky")
-                    .is_ok_and(|s| s.retry_count == 1 && s.phase == StepPhase::Pending))
-            },
-        )
-        .await?;
+        let waiting = wait_for_retry(&flows, "retry", "flaky", 1, TIMEOUT).await?;
         let between = step_status(&waiting, "flaky")?;
         assert_eq!(between.reason.as_deref(), Some("JobFailed"));
         assert!(between.next_attempt_time.is_some(), "{between:?}");

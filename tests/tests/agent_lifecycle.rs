@@ -10,7 +10,7 @@ use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, flow_jobs, flow_jobs_by_name, step_status, wait_for_flow,
-    wait_for_phase,
+    wait_for_phase, wait_for_retry,
 };
 use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
@@ -193,17 +193,7 @@ async fn status_keeps_every_field_through_the_api_server() -> anyhow::Result<()>
         create(&flows, &flow).await?;
 
         // While flaky waits for its retry: nextAttemptTime, retryCount and the reason are stored.
-        wait_for_flow(
-            &flows,
-            "fields",
-            "flaky waiting for its retry",
-            TIMEOUT,
-            |f| {
-                Ok(step_status(f, "flaky")
-                    .is_ok_and(|s| s.retry_count == 1 && s.phase == StepPhase::Pending))
-            },
-        )
-        .await?;
+        wait_for_retry(&flows, "fields", "flaky", 1, TIMEOUT).await?;
         let waiting = raw.get("fields").await?;
         let waiting_status = &waiting.data["status"];
         let flaky = raw_step(waiting_status, "flaky")?;
