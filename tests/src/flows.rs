@@ -435,21 +435,30 @@ pub fn job_args(job: &Job) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// When the Job finished: its Complete/Failed condition's transition time, else
-/// `status.completionTime`.
+/// The Job controller's verdict conditions: the interim `SuccessCriteriaMet` and
+/// `FailureTarget` (set first, while pods may still be terminating) and the final `Complete` and
+/// `Failed`. The agent acts on the first of them, as the planner's `job_outcome` does.
+pub const VERDICT_CONDITIONS: [&str; 4] =
+    ["SuccessCriteriaMet", "FailureTarget", "Complete", "Failed"];
+
+/// When the Job controller gave its verdict on the Job: the earliest transition time of a True
+/// [`VERDICT_CONDITIONS`] condition (else `status.completionTime`); `None` while it runs.
+///
+/// Compare a dependent's creationTimestamp with this, not with the final `Complete`/`Failed`:
+/// the agent rightly starts the next step as soon as `SuccessCriteriaMet`/`FailureTarget` show.
 pub fn job_finished_at(job: &Job) -> Option<k8s_openapi::jiff::Timestamp> {
     let status = job.status.as_ref()?;
     status
         .conditions
         .iter()
         .flatten()
-        .find(|condition| {
-            (condition.type_ == "Complete" || condition.type_ == "Failed")
-                && condition.status == "True"
+        .filter(|condition| {
+            VERDICT_CONDITIONS.contains(&condition.type_.as_str()) && condition.status == "True"
         })
-        .and_then(|condition| condition.last_transition_time.as_ref())
-        .or(status.completion_time.as_ref())
+        .filter_map(|condition| condition.last_transition_time.as_ref())
         .map(|time| time.0)
+        .min()
+        .or_else(|| status.completion_time.as_ref().map(|time| time.0))
 }
 
 /// The Events about the object named `name` (any kind) in `events`' namespace, oldest first.

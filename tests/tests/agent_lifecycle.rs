@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, flow_jobs, flow_jobs_by_name, step_status, wait_for_flow,
-    wait_for_phase, wait_for_retry,
+    FlowBuilder, StepBuilder, flow_jobs, flow_jobs_by_name, wait_for_phase, wait_for_retry,
 };
 use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
