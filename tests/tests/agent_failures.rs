@@ -432,7 +432,6 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
             step_phase(&done, "long")?,
             (StepPhase::Failed, Some("ActiveDeadlineExceeded".to_owned()))
         );
-        assert_eq!(step_phase(&done, "quick")?.0, StepPhase::Succeeded);
         assert_eq!(
             step_phase(&done, "later")?,
             (
@@ -441,11 +440,21 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
             )
         );
         wait_for_deletion(&jobs, "deadline-long-1", Duration::from_secs(30)).await?;
-        assert_eq!(
-            job_names(&jobs, "deadline").await?,
-            ["deadline-quick-1"],
-            "the finished Job stays, the running one is deleted, no new one starts"
-        );
+        // `quick` (a 0.5 s pod) has normally finished by the deadline and keeps its Job; on a
+        // loaded machine it may still run then, and is stopped like `long`. Either way the rule
+        // holds: finished steps stay, running ones fail and lose their Job, nothing new starts.
+        match step_phase(&done, "quick")? {
+            (StepPhase::Succeeded, _) => assert_eq!(
+                job_names(&jobs, "deadline").await?,
+                ["deadline-quick-1"],
+                "the finished Job stays, the running one is deleted, no new one starts"
+            ),
+            (StepPhase::Failed, Some(reason)) if reason == "ActiveDeadlineExceeded" => {
+                wait_for_deletion(&jobs, "deadline-quick-1", Duration::from_secs(30)).await?;
+                assert!(job_names(&jobs, "deadline").await?.is_empty());
+            }
+            other => panic!("step quick ended {other:?}"),
+        }
         Ok(())
     })
     .await
