@@ -137,6 +137,28 @@ pub fn build_job(
     Ok(job)
 }
 
+/// The step's literal input parameters, with references to earlier steps' outputs resolved,
+/// for its `when` (`parameters.<name>`). Secret and ConfigMap inputs are not known to the
+/// agent and are left out.
+pub fn literal_inputs(
+    flow: &JobFlow,
+    step: &Step,
+    outputs: &StepOutputs<'_>,
+) -> Result<BTreeMap<String, String>, BuildJobError> {
+    let resolver = Resolver::new(flow, step, 0, outputs)?;
+    let literal = |name: &String| {
+        step.inputs
+            .iter()
+            .flat_map(|inputs| &inputs.parameters)
+            .any(|parameter| &parameter.name == name && parameter.value.is_some())
+    };
+    Ok(resolver
+        .parameters
+        .into_iter()
+        .filter(|(name, _)| literal(name))
+        .collect())
+}
+
 /// Adds `extra` then `ours` to `target` (ours win over everything).
 fn merge(
     target: &mut Option<BTreeMap<String, String>>,

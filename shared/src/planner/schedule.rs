@@ -1,7 +1,7 @@
 //! Starting steps: dependencies, failFast, `when`, suspend, parallelism, Manual steps.
 
 use super::CompiledFlow;
-use super::job_builder::build_job;
+use super::job_builder::{build_job, literal_inputs};
 use super::state::Planning;
 use crate::api::{FlowPhase, StepPhase, StepType};
 use crate::when::WhenScope;
@@ -92,7 +92,18 @@ impl Planning<'_> {
         let flow_phase = dag
             .is_finally(index)
             .then(|| self.regular_outcome(compiled));
-        let parameters = std::collections::BTreeMap::new();
+        let outputs = self.outputs_by_step();
+        let parameters = match literal_inputs(self.flow, self.spec_step(index), &outputs) {
+            Ok(parameters) => parameters,
+            Err(error) => {
+                self.fail_step(
+                    index,
+                    "WhenError",
+                    format!("when could not be evaluated: {error}"),
+                );
+                return false;
+            }
+        };
         let scope = WhenScope {
             steps: &self.status.steps,
             flow_phase,

@@ -695,3 +695,21 @@ fn a_thousand_step_status_stays_small() {
         .len();
     assert!(size < 512 * 1024, "status is {size} bytes");
 }
+
+#[test]
+fn when_reads_the_steps_literal_input_parameters() {
+    let mut a = job_step("a", &[]);
+    a.inputs = Some(crate::api::StepInputs {
+        parameters: vec![Parameter {
+            name: "mode".into(),
+            value: Some("dry-run".into()),
+            value_from: None,
+        }],
+        artifacts: vec![],
+    });
+    a.when = Some("parameters.mode == 'full'".into());
+    let mut world = World::new(flow(vec![a, job_step("b", &[])]));
+    let plan = world.step_at(t(0));
+    assert_eq!(created(&plan), ["etl-b-1"]);
+    assert_eq!(world.step("a").reason.as_deref(), Some("WhenFalse"));
+}
