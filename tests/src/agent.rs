@@ -48,6 +48,10 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many lines of the agent's log [`run_with_agent`] prints when a test fails.
 pub const LOG_TAIL_LINES: usize = 200;
 
+/// When set to `1`, [`run_with_agent`] keeps the agent's log of a passed test (it always keeps
+/// the log of a failed one, and prints its tail).
+pub const KEEP_AGENT_LOGS_ENV: &str = "ZEN_FLOW_KEEP_AGENT_LOGS";
+
 /// How long one admin HTTP request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -466,7 +470,8 @@ impl Drop for AgentProcess {
 /// Runs `body` in a fresh namespace (see [`run_in_namespace`]) with the JobFlow CRD installed
 /// and an agent ([`AgentProcess::start`]) watching that namespace. When the body fails or
 /// panics, the last [`LOG_TAIL_LINES`] lines of the agent's log are printed to stderr (before
-/// the namespace dump).
+/// the namespace dump), and the log is kept; the log of a passed test is deleted unless
+/// [`KEEP_AGENT_LOGS_ENV`]`=1`.
 ///
 /// The agent runs until `body`'s future has finished (this function keeps its own reference),
 /// then it is killed; so `|ns, _agent| async move { .. }` is fine even though `_agent` is dropped
@@ -485,7 +490,14 @@ where
             .catch_unwind()
             .await;
         drop(agent);
-        if !matches!(outcome, Ok(Ok(()))) {
+        if matches!(outcome, Ok(Ok(()))) {
+            if std::env::var(KEEP_AGENT_LOGS_ENV).is_ok_and(|value| value == "1") {
+                eprintln!("agent log kept: {}", log_path.display());
+            } else {
+                // Passed: nobody will read it, and hundreds would pile up in the temp dir.
+                let _ = std::fs::remove_file(&log_path);
+            }
+        } else {
             eprintln!(
                 "--- last {LOG_TAIL_LINES} lines of the agent log {}\n{}",
                 log_path.display(),
