@@ -148,7 +148,12 @@ async fn publish(ctx: &Context, flow: &JobFlow, planned: &PlannedEvent) {
         },
         reason: planned.reason.to_owned(),
         note: Some(truncate(&planned.message, MAX_NOTE).to_owned()),
-        action: "Reconcile".to_owned(),
+        // The recorder folds events with the same reason, action and object into one series
+        // that keeps only the first note; naming the step keeps each step's events apart.
+        action: planned
+            .step
+            .as_ref()
+            .map_or_else(|| "Reconcile".to_owned(), |step| format!("Step {step}")),
         secondary: None,
     };
     ctx.metrics.api_write(Operation::CreateEvent, Res::Events);

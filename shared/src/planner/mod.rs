@@ -74,6 +74,9 @@ pub struct PlannedEvent {
     pub warning: bool,
     /// A CamelCase reason, e.g. `StepCreated`.
     pub reason: &'static str,
+    /// The step the event is about, if any. Events of different steps must stay apart: the
+    /// agent's recorder merges events that share reason, action and object into one series.
+    pub step: Option<String>,
     /// A sentence for people.
     pub message: String,
 }

@@ -49,7 +49,8 @@ impl Planning<'_> {
                 "Approved",
                 format!("approved (request {request:?})"),
             );
-            self.event(
+            self.step_event(
+                step_name,
                 "StepApproved",
                 format!("Step {step_name} approved (request {request:?})"),
             );

@@ -166,7 +166,8 @@ impl Planning<'_> {
             "JobSucceeded",
             format!("Job {job_name} succeeded"),
         );
-        self.event(
+        self.step_event(
+            &name,
             "StepSucceeded",
             format!("Step {name} succeeded (Job {job_name})"),
         );
@@ -199,7 +200,8 @@ impl Planning<'_> {
         let name = self.status.steps[index].name.clone();
         let job_name = job.metadata.name.clone().unwrap_or_default();
         self.delete_job(&job_name, "Timeout");
-        self.warning(
+        self.step_warning(
+            &name,
             "StepTimeout",
             format!("Step {name} exceeded timeoutSeconds ({seconds}s); Job {job_name} deleted"),
         );
@@ -253,7 +255,8 @@ impl Planning<'_> {
         ));
         step.next_attempt_time = (!wait.is_zero()).then_some(Time(next));
         self.wake_at(next);
-        self.event(
+        self.step_event(
+            &name,
             "StepRetry",
             format!(
                 "Step {name} failed ({reason}); retry {} of {} in {}s",
@@ -267,7 +270,8 @@ impl Planning<'_> {
     /// The step failed for good.
     pub fn fail_step(&mut self, index: usize, reason: &str, message: String) {
         let name = self.status.steps[index].name.clone();
-        self.warning(
+        self.step_warning(
+            &name,
             "StepFailed",
             format!("Step {name} failed ({reason}): {message}"),
         );

@@ -180,7 +180,11 @@ impl Planning<'_> {
 
     fn skip(&mut self, index: usize, reason: &str, message: String) {
         let name = self.status.steps[index].name.clone();
-        self.event("StepSkipped", format!("Step {name} skipped: {message}"));
+        self.step_event(
+            &name,
+            "StepSkipped",
+            format!("Step {name} skipped: {message}"),
+        );
         self.end_step(index, StepPhase::Skipped, reason, message);
     }
 
@@ -201,7 +205,8 @@ impl Planning<'_> {
                     self.flow.metadata.name.as_deref().unwrap_or_default()
                 )
             }));
-            self.event(
+            self.step_event(
+                &name,
                 "StepPendingApproval",
                 format!("Step {name} waits for approval"),
             );
@@ -222,7 +227,8 @@ impl Planning<'_> {
                 step.next_attempt_time = None;
                 step.reason = None;
                 step.message = None;
-                self.event(
+                self.step_event(
+                    &name,
                     "StepCreated",
                     format!("Step {name}: created Job {job_name} (attempt {attempt})"),
                 );

@@ -90,20 +90,32 @@ impl<'a> Planning<'a> {
             .unwrap_or(Timestamp::MAX)
     }
 
-    /// Records a Normal event.
+    /// Records a Normal event about the flow.
     pub fn event(&mut self, reason: &'static str, message: String) {
-        self.plan.events.push(PlannedEvent {
-            warning: false,
-            reason,
-            message,
-        });
+        self.record(false, reason, None, message);
     }
 
-    /// Records a Warning event.
+    /// Records a Warning event about the flow.
     pub fn warning(&mut self, reason: &'static str, message: String) {
+        self.record(true, reason, None, message);
+    }
+
+    /// Records a Normal event about one step.
+    pub fn step_event(&mut self, step: &str, reason: &'static str, message: String) {
+        self.record(false, reason, Some(step), message);
+    }
+
+    /// Records a Warning event about one step.
+    pub fn step_warning(&mut self, step: &str, reason: &'static str, message: String) {
+        self.record(true, reason, Some(step), message);
+    }
+
+    fn record(&mut self, warning: bool, reason: &'static str, step: Option<&str>, message: String) {
+        let step = step.map(str::to_owned);
         self.plan.events.push(PlannedEvent {
-            warning: true,
+            warning,
             reason,
+            step,
             message,
         });
     }
