@@ -592,19 +592,30 @@ async fn every_step_event_keeps_its_own_message() -> anyhow::Result<()> {
     run_with_agent("event-messages", |ns, _agent| async move {
         let flows: Api<JobFlow> = ns.api();
         let events: Api<Event> = ns.api();
+        // flaky fails twice (one retry), without failing the flow.
         let flow = FlowBuilder::new("chain")
             .step(StepBuilder::new("first", &quick()))
             .step(StepBuilder::new("second", &quick()).after(&["first"]))
+            .step(
+                StepBuilder::new("flaky", &FakePod::fail(3, "flaky"))
+                    .retries(1)
+                    .continue_on_failure(),
+            )
             .build();
         flows.create(&PostParams::default(), &flow).await?;
         wait_for_phase(&flows, "chain", FlowPhase::Succeeded, TIMEOUT).await?;
-        // Events are how people follow a flow (`kubectl describe`): each step's creation and
-        // success must be told, not folded into the first step's Event of the same reason.
+        // Events are how people follow a flow (`kubectl describe`): each step's and each
+        // attempt's creation and end must be told, not folded into an earlier Event of the same
+        // reason.
         let wanted = [
             ("StepCreated", "Job chain-first-1"),
             ("StepCreated", "Job chain-second-1"),
             ("StepSucceeded", "Step first succeeded"),
             ("StepSucceeded", "Step second succeeded"),
+            ("StepCreated", "Job chain-flaky-1 (attempt 1)"),
+            ("StepRetry", "Step flaky failed"),
+            ("StepCreated", "Job chain-flaky-2 (attempt 2)"),
+            ("StepFailed", "Step flaky failed"),
         ];
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
