@@ -9,15 +9,11 @@ use jobflow::labels::FIELD_MANAGER;
 use jobflow::planner::{JobDeletion, Plan, PlannedEvent};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use crate::context::Context;
 use crate::error::{Error, chain};
 use crate::metrics::{Operation, Resource as Res};
-
-/// The most bytes of an Event note the API accepts.
-const MAX_NOTE: usize = 1024;
 
 /// Carries out `plan` for `flow`. Stops at the first failed write so the status never runs ahead
 /// of what exists; Events are best effort.
@@ -140,24 +136,8 @@ async fn delete_job(ctx: &Context, namespace: &str, deletion: &JobDeletion) -> R
 /// Publishes one Event on the flow. A failure is logged, not returned: Events are for people and
 /// must not hold back the status.
 async fn publish(ctx: &Context, flow: &JobFlow, planned: &PlannedEvent) {
-    let event = Event {
-        type_: if planned.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: planned.reason.to_owned(),
-        note: Some(truncate(&planned.message, MAX_NOTE).to_owned()),
-        // The recorder folds events with the same reason, action and object into one series
-        // that keeps only the first note; naming the step keeps each step's events apart.
-        action: planned
-            .step
-            .as_ref()
-            .map_or_else(|| "Reconcile".to_owned(), |step| format!("Step {step}")),
-        secondary: None,
-    };
     ctx.metrics.api_write(Operation::CreateEvent, Res::Events);
-    if let Err(error) = ctx.recorder.publish(&event, &flow.object_ref(&())).await {
+    if let Err(error) = ctx.events.publish(flow, planned).await {
         tracing::warn!(reason = planned.reason, error = %chain(&error), "publishing an Event failed");
     }
 }
@@ -206,18 +186,6 @@ async fn delete_flow(ctx: &Context, flow: &JobFlow, namespace: &str) -> Result<(
     }
 }
 
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(0);
-    &text[..end]
-}
-
 #[cfg(test)]
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -234,12 +202,5 @@ mod tests {
         assert!(status_changed(None, &running));
         assert!(!status_changed(Some(&running), &running.clone()));
         assert!(status_changed(Some(&JobFlowStatus::default()), &running));
-    }
-
-    #[test]
-    fn notes_are_cut_on_a_character_boundary() {
-        assert_eq!(truncate("short", 10), "short");
-        assert_eq!(truncate("ééé", 3), "é");
-        assert_eq!(truncate(&"x".repeat(2000), MAX_NOTE).len(), MAX_NOTE);
     }
 }

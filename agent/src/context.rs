@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
 
 use crate::caches::Caches;
+use crate::events::EventPublisher;
+use crate::key_locks::KeyLocks;
 use crate::metrics::Metrics;
 
 /// The reconcile context of one scope.
@@ -15,7 +16,9 @@ pub struct Context {
     /// The scope's caches, the only source of reads.
     pub caches: Arc<Caches>,
     /// Publishes the plan's Events.
-    pub recorder: Recorder,
+    pub events: EventPublisher,
+    /// Serializes reconciles of flows that share a concurrency key.
+    pub key_locks: KeyLocks,
     /// The agent's series.
     pub metrics: Arc<Metrics>,
 }

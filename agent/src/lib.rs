@@ -13,6 +13,8 @@ pub mod compiled;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod events;
+pub mod key_locks;
 pub mod leader;
 pub mod metrics;
 pub mod observe;

@@ -139,10 +139,14 @@ pub fn peers<'a>(flow: &JobFlow, flows: impl IntoIterator<Item = &'a JobFlow>) -
                     .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
                 phase: other.status.as_ref().and_then(|s| s.phase),
                 policy: other.spec.execution_policy.concurrency_policy,
+                started: other
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.start_time.is_some()),
             })
         })
         .collect();
-    peers.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+    peers.sort_by(|a, b| (a.created, !a.started, &a.name).cmp(&(b.created, !b.started, &b.name)));
     peers
 }
 

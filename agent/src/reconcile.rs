@@ -33,6 +33,10 @@ pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, 
 
 async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
     let namespace = flow.namespace().ok_or(Error::ReadNamespace)?;
+    let _turn = match observe::concurrency_key(flow) {
+        Some(key) => Some(ctx.key_locks.lock(&namespace, key).await),
+        None => None,
+    };
     let plan = plan(flow, ctx, &namespace);
     apply::carry_out(ctx, flow, &namespace, &plan).await?;
     Ok(plan
@@ -55,10 +59,14 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
             && pod.labels().get(labels::FLOW) == Some(&name)
     });
     let flows = match observe::concurrency_key(flow) {
+        // Peers as this agent last wrote them, even before the watch delivers those writes.
         Some(_) => ctx
             .caches
             .flows
-            .state_filter(|other| other.metadata.namespace.as_deref() == Some(namespace)),
+            .state_filter(|other| other.metadata.namespace.as_deref() == Some(namespace))
+            .into_iter()
+            .map(|other| ctx.caches.written.freshest(other))
+            .collect(),
         None => Vec::new(),
     };
     let observed = observe::observed(flow, &jobs, &pods, &flows);

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use futures::future::join_all;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
 use tokio::sync::watch;
 
@@ -16,6 +15,8 @@ use crate::caches::Caches;
 use crate::context::Context;
 use crate::controller;
 use crate::error::chain;
+use crate::events::EventPublisher;
+use crate::key_locks::KeyLocks;
 use crate::leader::{self, Elector, Timing};
 use crate::metrics::Metrics;
 
@@ -61,17 +62,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stop.send_replace(true);
     });
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: jobflow::labels::FIELD_MANAGER.to_owned(),
-            instance: Some(identity.clone()),
-        },
-    );
+    let events = EventPublisher::new(client.clone(), jobflow::labels::FIELD_MANAGER, &identity);
     let controllers = run_controllers(
         &client,
         &scopes,
-        &recorder,
+        &events,
         &metrics,
         args.concurrency,
         &stopped,
@@ -114,7 +109,7 @@ async fn client(args: &Args) -> anyhow::Result<Client> {
 fn run_controllers(
     client: &Client,
     scopes: &[Arc<Caches>],
-    recorder: &Recorder,
+    events: &EventPublisher,
     metrics: &Arc<Metrics>,
     concurrency: u16,
     stopped: &watch::Receiver<bool>,
@@ -125,7 +120,8 @@ fn run_controllers(
             Arc::new(Context {
                 client: client.clone(),
                 caches: Arc::clone(caches),
-                recorder: recorder.clone(),
+                events: events.clone(),
+                key_locks: KeyLocks::default(),
                 metrics: Arc::clone(metrics),
             })
         })

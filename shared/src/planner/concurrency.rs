@@ -1,6 +1,7 @@
 //! Flows sharing a `concurrencyKey` in a namespace follow `concurrencyPolicy`.
 //!
-//! Older flows go first (creation time, then name). Forbid and Replace both make a newer flow
+//! Older flows go first: by creation time, then (creation times have whole seconds) a started
+//! flow before one that has not, then by name. Forbid and Replace both make a newer flow
 //! wait while an older one is unfinished; under Replace the older flow also stops itself as soon
 //! as it sees the newer one, so the wait is short.
 
@@ -35,16 +36,21 @@ impl Planning<'_> {
                 .creation_timestamp
                 .as_ref()
                 .map(|time| time.0),
+            self.flow
+                .status
+                .as_ref()
+                .is_none_or(|status| status.start_time.is_none()),
             self.flow.metadata.name.as_deref().unwrap_or_default(),
         );
-        let is_older = |peer: &super::PeerFlow| (Some(peer.created), peer.name.as_str()) < me;
+        let is_older =
+            |peer: &super::PeerFlow| (Some(peer.created), !peer.started, peer.name.as_str()) < me;
         let unfinished = |peer: &super::PeerFlow| !peer.phase.is_some_and(FlowPhase::is_terminal);
 
         if let Some(newer) = self.observed.peers.iter().find(|peer| {
             !is_older(peer)
                 && unfinished(peer)
                 && peer.policy == ConcurrencyPolicy::Replace
-                && peer.name != me.1
+                && peer.name != me.2
         }) {
             return Gate::Stop(format!(
                 "replaced by the newer flow {:?} (concurrencyKey {key:?}, concurrencyPolicy Replace)",
@@ -59,7 +65,7 @@ impl Planning<'_> {
             .peers
             .iter()
             .filter(|peer| is_older(peer) && unfinished(peer))
-            .min_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+            .min_by(|a, b| (a.created, !a.started, &a.name).cmp(&(b.created, !b.started, &b.name)));
         match oldest_unfinished {
             Some(peer) => Gate::Wait(format!(
                 "waiting for flow {:?} to finish (concurrencyKey {key:?}, concurrencyPolicy {:?})",

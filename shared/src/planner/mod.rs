@@ -65,6 +65,9 @@ pub struct PeerFlow {
     pub phase: Option<FlowPhase>,
     /// Its own `concurrencyPolicy`: an older flow stops itself for a newer `Replace` peer.
     pub policy: ConcurrencyPolicy,
+    /// Whether it has started (`status.startTime` is set). Creation times have whole seconds,
+    /// so among flows created in the same second a started one counts as the older.
+    pub started: bool,
 }
 
 /// One Event to record on the flow.

@@ -504,6 +504,7 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
         created: t(-10),
         phase: Some(FlowPhase::Running),
         policy: ConcurrencyPolicy::Forbid,
+        started: true,
     });
     let plan = world.step_at(t(0));
     assert!(plan.create_jobs.is_empty());
@@ -522,6 +523,7 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
         created: t(5),
         phase: Some(FlowPhase::Pending),
         policy: ConcurrencyPolicy::Replace,
+        started: false,
     });
     let plan = world.step_at(t(6));
     assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
@@ -712,4 +714,44 @@ fn when_reads_the_steps_literal_input_parameters() {
     let plan = world.step_at(t(0));
     assert_eq!(created(&plan), ["etl-b-1"]);
     assert_eq!(world.step("a").reason.as_deref(), Some("WhenFalse"));
+}
+
+#[test]
+fn within_one_creation_second_a_started_flow_counts_as_older() {
+    // "z-first" started; "a-second" was created in the same second and sorts first by name.
+    let mut first = flow(vec![job_step("a", &[])]);
+    first.metadata.name = Some("z-first".into());
+    first.spec.execution_policy.concurrency_key = Some("db".into());
+    let mut world = World::new(first);
+    world.step_at(t(0));
+    let mut second = World::new(world.flow.clone());
+    second.flow.metadata.name = Some("a-second".into());
+    second.flow.metadata.uid = Some("second-uid".into());
+    second.flow.status = None;
+    second.peers.push(super::PeerFlow {
+        name: "z-first".into(),
+        created: t(0),
+        phase: Some(FlowPhase::Running),
+        policy: ConcurrencyPolicy::Forbid,
+        started: true,
+    });
+    let plan = second.step_at(t(0));
+    assert!(plan.create_jobs.is_empty(), "the newer flow must wait");
+    assert_eq!(phase(&second), FlowPhase::Pending);
+
+    // The started flow does not wait for the unstarted one, whatever their names.
+    world.peers.push(super::PeerFlow {
+        name: "a-second".into(),
+        created: t(0),
+        phase: Some(FlowPhase::Pending),
+        policy: ConcurrencyPolicy::Forbid,
+        started: false,
+    });
+    world.step_at(t(1));
+    assert_eq!(phase(&world), FlowPhase::Running);
+
+    // Under Replace the unstarted one is the newer: the started flow stops for it.
+    world.peers[0].policy = ConcurrencyPolicy::Replace;
+    world.step_at(t(2));
+    assert_eq!(reason(&world), "Replaced");
 }
