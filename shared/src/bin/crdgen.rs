@@ -16,7 +16,9 @@ fn main() -> ExitCode {
         print!("{yaml}");
         return ExitCode::SUCCESS;
     }
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(jobflow::crd::CRD_PATH);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(jobflow::crd::CRD_PATH);
     match std::fs::write(&path, yaml) {
         Ok(()) => {
             println!("wrote {}", path.display());
