@@ -15,6 +15,7 @@ pub mod agent;
 mod crd;
 mod fake;
 pub mod flows;
+pub mod load;
 mod namespace;
 mod wait;
 
