@@ -143,6 +143,16 @@ impl<'a> Planning<'a> {
     /// Lines `status.steps` up with the DAG: one entry per step, in declaration order, keeping
     /// what is known of each step by name.
     pub fn align_steps(&mut self, dag: &Dag) {
+        // After the first pass the entries already line up: keep them where they are.
+        let steps = &self.status.steps;
+        if steps.len() == dag.len()
+            && steps
+                .iter()
+                .enumerate()
+                .all(|(i, step)| step.name == dag.name(i))
+        {
+            return;
+        }
         let mut known: BTreeMap<String, StepStatus> = std::mem::take(&mut self.status.steps)
             .into_iter()
             .map(|step| (step.name.clone(), step))

@@ -50,13 +50,14 @@ fn check_names<'a>(steps: &[LocatedStep<'a>], problems: &mut Problems) -> HashMa
     let mut index_by_name: HashMap<&'a str, usize> = HashMap::with_capacity(steps.len());
     for (index, located) in steps.iter().enumerate() {
         let name = located.step.name.as_str();
-        let path = format!("{}.name", located.path);
+        // Paths are only written out for a problem: most flows have none.
+        let path = || format!("{}.name", located.path);
         if let Some(message) = step_name_problem(name) {
-            problems.invalid(path.clone(), message);
+            problems.invalid(path(), message);
         }
         match index_by_name.entry(name) {
             Entry::Occupied(first) => problems.invalid(
-                path,
+                path(),
                 format!(
                     "step name {name:?} is already used by {}; give every step (in steps and finally) a unique name",
                     steps[*first.get()].path
@@ -81,13 +82,13 @@ fn check_dependencies(
     let step_name = &located.step.name;
     let mut edges = Vec::with_capacity(located.step.dependencies.len());
     for (position, dependency) in located.step.dependencies.iter().enumerate() {
-        let path = format!("{}.dependencies[{position}]", located.path);
+        let path = || format!("{}.dependencies[{position}]", located.path);
         if let Some(earlier) = located.step.dependencies[..position]
             .iter()
             .position(|other| other == dependency)
         {
             problems.invalid(
-                path,
+                path(),
                 format!(
                     "{dependency:?} is already listed at dependencies[{earlier}]; remove this entry"
                 ),
@@ -96,18 +97,18 @@ fn check_dependencies(
         }
         if dependency == step_name {
             problems.invalid(
-                path,
+                path(),
                 format!("step {step_name:?} depends on itself; remove this dependency"),
             );
             continue;
         }
         let Some(&target) = index_by_name.get(dependency.as_str()) else {
-            problems.invalid(path, unknown_step_message(dependency, steps));
+            problems.invalid(path(), unknown_step_message(dependency, steps));
             continue;
         };
         if !located.finally && steps[target].finally {
             problems.invalid(
-                path,
+                path(),
                 format!(
                     "step {step_name:?} cannot depend on finally step {dependency:?}: finally steps run after every regular step; remove the dependency or move {step_name:?} to finally"
                 ),

@@ -85,27 +85,27 @@ fn check_job(job: &Job, path: &str, problems: &mut Problems) {
         );
         return;
     };
-    let pod_path = format!("{path}.spec.template.spec");
+    let pod_path = || format!("{path}.spec.template.spec");
     if let Some(policy) = &pod.restart_policy
         && policy != "OnFailure"
         && policy != "Never"
     {
         problems.invalid(
-            format!("{pod_path}.restartPolicy"),
+            format!("{}.restartPolicy", pod_path()),
             format!("a Job's pods cannot use restartPolicy {policy:?}; use OnFailure or Never"),
         );
     }
     if pod.containers.is_empty() {
         problems.invalid(
-            format!("{pod_path}.containers"),
+            format!("{}.containers", pod_path()),
             "a Job needs at least one container; add one with a name and an image, e.g. {name: main, image: busybox:latest}",
         );
     }
     for (index, container) in pod.containers.iter().enumerate() {
-        let container_path = format!("{pod_path}.containers[{index}]");
+        let container_path = || format!("{}.containers[{index}]", pod_path());
         if container.name.trim().is_empty() {
             problems.invalid(
-                format!("{container_path}.name"),
+                format!("{}.name", container_path()),
                 "a container needs a name; add one, e.g. name: main",
             );
         }
@@ -115,7 +115,7 @@ fn check_job(job: &Job, path: &str, problems: &mut Problems) {
             .is_none_or(|image| image.trim().is_empty())
         {
             problems.invalid(
-                format!("{container_path}.image"),
+                format!("{}.image", container_path()),
                 "a container needs an image; add one, e.g. image: busybox:latest",
             );
         }
