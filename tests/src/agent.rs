@@ -53,7 +53,7 @@ pub const LOG_TAIL_LINES: usize = 200;
 pub const KEEP_AGENT_LOGS_ENV: &str = "ZEN_FLOW_KEEP_AGENT_LOGS";
 
 /// How long one admin HTTP request may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Tells apart the log files of the agents one test process starts.
 static STARTED: AtomicU32 = AtomicU32::new(0);
@@ -241,11 +241,7 @@ impl AgentBuilder {
             .stdout(log)
             .stderr(log_err);
         // Flags win over JOBFLOW_* variables, but an unset flag must not come from our env.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("JOBFLOW_") {
-                command.env_remove(name);
-            }
-        }
+        remove_jobflow_env(&mut command);
         command.envs(&self.env);
         let child = command
             .spawn()
@@ -628,14 +624,26 @@ fn parse_sample(line: &str) -> anyhow::Result<Sample> {
     })
 }
 
+/// Keeps every `JOBFLOW_*` variable of this process's environment from reaching `command`, so
+/// that the agent it starts is configured by its flags alone.
+pub fn remove_jobflow_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JOBFLOW_") {
+            command.env_remove(name);
+        }
+    }
+}
+
 /// A loopback address with a port nobody listened on a moment ago.
-fn free_port() -> std::io::Result<SocketAddr> {
+pub fn free_port() -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.local_addr()
 }
 
-/// A minimal HTTP/1.1 GET (`Connection: close`): the status code and the body.
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+/// A minimal HTTP/1.1 GET of `path` on `addr` (`Connection: close`, at most [`HTTP_TIMEOUT`]):
+/// the status code and the body. Enough for the agent's admin port (`/readyz`, `/metrics`);
+/// fails on a chunked response rather than return it undecoded.
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr)
             .await

@@ -35,6 +35,11 @@ impl FakePod {
         Self::default()
     }
 
+    /// Exits 0 after half a second: a step that should just get out of the way.
+    pub fn quick() -> Self {
+        Self::succeed().running_for(Duration::from_millis(500))
+    }
+
     /// Exits with `exit_code` and termination message `message` (every container).
     pub fn fail(exit_code: i32, message: impl Into<String>) -> Self {
         Self {

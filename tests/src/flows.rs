@@ -27,8 +27,8 @@ use jobflow::api::{
 use jobflow::labels;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::ListParams;
-use kube::{Api, ResourceExt as _};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
 
 use crate::wait::wait_for_object;
 use crate::{FakePod, fake_job};
@@ -411,6 +411,26 @@ pub async fn flow_jobs(jobs: &Api<Job>, flow: &str) -> anyhow::Result<Vec<Job>> 
             ))
     });
     Ok(list)
+}
+
+/// The names of flow `flow`'s Jobs, sorted.
+pub async fn job_names(jobs: &Api<Job>, flow: &str) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = flow_jobs(jobs, flow)
+        .await?
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Creates `flow` in `flows`, saying which flow failed to be created.
+pub async fn create_flow(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result<()> {
+    flows
+        .create(&PostParams::default(), flow)
+        .await
+        .with_context(|| format!("creating flow {}", flow.name_any()))?;
+    Ok(())
 }
 
 /// The Jobs of `flow` by name.

@@ -10,11 +10,13 @@
 //! - [`install_crd`] applies `deploy/crds/*.yaml` and waits until the CRDs are Established.
 //! - [`FakePod`] sets the annotations that tell kwok how a pod "runs" (see
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
+//! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
 
 pub mod agent;
 mod crd;
 mod fake;
 pub mod flows;
+pub mod jobs;
 pub mod load;
 mod namespace;
 mod wait;

@@ -14,10 +14,11 @@ use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, events_for, flow_jobs, phase, ready_message, ready_reason,
     step_status, wait_for_flow, wait_for_phase,
 };
+use jobflow_tests::jobs::pods_of;
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_object};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -28,10 +29,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// How long "nothing happens" is watched for, once a positive sign shows the agent has seen
 /// the state in question (so this is a margin against a late, wrong action, not the proof).
 const QUIET: Duration = Duration::from_secs(3);
-
-fn quick() -> FakePod {
-    FakePod::succeed().running_for(Duration::from_millis(500))
-}
 
 /// A Manual step after `after`, showing `message` while it waits.
 fn manual(name: &str, after: &[&str], message: &str) -> Step {
@@ -179,9 +176,9 @@ async fn manual_approval_releases_the_next_step_once_per_request() -> anyhow::Re
         let jobs: Api<Job> = ns.api();
         let events: Api<Event> = ns.api();
         let flow = FlowBuilder::new("release")
-            .step(StepBuilder::new("build", &quick()))
+            .step(StepBuilder::new("build", &FakePod::quick()))
             .step(manual("gate", &["build"], "ship release 1.2?"))
-            .step(StepBuilder::new("deploy", &quick()).after(&["gate"]))
+            .step(StepBuilder::new("deploy", &FakePod::quick()).after(&["gate"]))
             .build();
         flows.create(&PostParams::default(), &flow).await?;
 
@@ -315,7 +312,7 @@ async fn only_suspend_may_change(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow
         json!({"steps": retimed}),
     )
     .await?;
-    let extra = serde_json::to_value(Step::from(StepBuilder::new("cleanup", &quick())))?;
+    let extra = serde_json::to_value(Step::from(StepBuilder::new("cleanup", &FakePod::quick())))?;
     assert_spec_change_rejected(
         flows,
         &flow.name_any(),
@@ -356,7 +353,7 @@ async fn suspend_holds_new_steps_and_is_the_only_change_allowed_once_started() -
                 "a",
                 &FakePod::succeed().running_for(Duration::from_secs(6)),
             ))
-            .step(StepBuilder::new("b", &quick()).after(&["a"]))
+            .step(StepBuilder::new("b", &FakePod::quick()).after(&["a"]))
             .build();
         flows.create(&PostParams::default(), &flow).await?;
         wait_for_object(&jobs, "nightly-a-1", "a's Job", TIMEOUT, |_| Ok(true)).await?;
@@ -426,15 +423,6 @@ async fn suspend_holds_new_steps_and_is_the_only_change_allowed_once_started() -
     .await
 }
 
-/// The pods of Job `job`.
-async fn pods_of(pods: &Api<Pod>, job: &str) -> anyhow::Result<Vec<Pod>> {
-    let selector = format!("batch.kubernetes.io/job-name={job}");
-    Ok(pods
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items)
-}
-
 fn job_uid(jobs: &[Job], name: &str) -> Option<String> {
     jobs.iter()
         .find(|job| job.name_any() == name)
@@ -489,12 +477,12 @@ async fn retry_of_a_failed_flow_reruns_only_the_failed_part() -> anyhow::Result<
         // fails the Job). The retried attempt is left alone and succeeds. That way the retry
         // must succeed where the first run failed, and the test can tell which Jobs ran again.
         let flow = FlowBuilder::new("pipeline")
-            .step(StepBuilder::new("a", &quick()))
+            .step(StepBuilder::new("a", &FakePod::quick()))
             .step(
                 StepBuilder::new("b", &FakePod::succeed().running_for(Duration::from_secs(5)))
                     .after(&["a"]),
             )
-            .step(StepBuilder::new("c", &quick()).after(&["b"]))
+            .step(StepBuilder::new("c", &FakePod::quick()).after(&["b"]))
             .build();
         flows.create(&PostParams::default(), &flow).await?;
 
@@ -594,8 +582,8 @@ async fn every_step_event_keeps_its_own_message() -> anyhow::Result<()> {
         let events: Api<Event> = ns.api();
         // flaky fails twice (one retry), without failing the flow.
         let flow = FlowBuilder::new("chain")
-            .step(StepBuilder::new("first", &quick()))
-            .step(StepBuilder::new("second", &quick()).after(&["first"]))
+            .step(StepBuilder::new("first", &FakePod::quick()))
+            .step(StepBuilder::new("second", &FakePod::quick()).after(&["first"]))
             .step(
                 StepBuilder::new("flaky", &FakePod::fail(3, "flaky"))
                     .retries(1)

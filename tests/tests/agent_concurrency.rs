@@ -12,6 +12,7 @@ use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, flow_jobs, phase, ready_message, ready_reason, step_status,
     wait_for_flow, wait_for_phase,
 };
+use jobflow_tests::jobs::created_at;
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
@@ -34,15 +35,6 @@ fn flow(name: &str, key: Option<&str>, policy: ConcurrencyPolicy, run_for: Durat
             flow.spec.execution_policy.concurrency_policy = policy;
         })
         .build()
-}
-
-fn created_at(job: &Job) -> anyhow::Result<Timestamp> {
-    Ok(job
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .with_context(|| format!("Job {} has no creationTimestamp", job.name_any()))?
-        .0)
 }
 
 fn completed_at(flow: &JobFlow) -> anyhow::Result<Timestamp> {

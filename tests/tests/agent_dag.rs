@@ -7,17 +7,15 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, flow_jobs, flow_jobs_by_name, job_args, job_finished_at, phase,
-    ready_message, ready_reason, step_phase, step_status, wait_for_phase,
+    FlowBuilder, StepBuilder, create_flow, flow_jobs, flow_jobs_by_name, job_args, job_finished_at,
+    job_names, phase, ready_message, ready_reason, step_phase, step_status, wait_for_phase,
 };
+use jobflow_tests::jobs::{created_at, finished_at};
 use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
@@ -25,47 +23,9 @@ use tokio::time::Instant;
 /// How long any one flow may take; the slowest here runs about 10 s of fake pods.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A pod that succeeds after half a second.
-fn quick() -> FakePod {
-    FakePod::succeed().running_for(Duration::from_millis(500))
-}
-
 /// A pod that succeeds after `seconds`.
 fn runs_for(seconds: u64) -> FakePod {
     FakePod::succeed().running_for(Duration::from_secs(seconds))
-}
-
-fn created_at(job: &Job) -> anyhow::Result<Timestamp> {
-    Ok(job
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .with_context(|| format!("Job {} has no creationTimestamp", job.name_any()))?
-        .0)
-}
-
-fn finished_at(job: &Job) -> anyhow::Result<Timestamp> {
-    job_finished_at(job).with_context(|| format!("Job {} has not finished", job.name_any()))
-}
-
-/// Creates `flow` in `flows`.
-async fn create(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result<()> {
-    flows
-        .create(&PostParams::default(), flow)
-        .await
-        .with_context(|| format!("creating flow {}", flow.name_any()))?;
-    Ok(())
-}
-
-/// The names of the flow's Jobs, sorted.
-async fn job_names(jobs: &Api<Job>, flow: &str) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = flow_jobs(jobs, flow)
-        .await?
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 #[tokio::test]
@@ -74,11 +34,11 @@ async fn linear_flow_creates_jobs_in_dependency_order() -> anyhow::Result<()> {
         let flows: Api<JobFlow> = ns.api();
         let jobs: Api<Job> = ns.api();
         let flow = FlowBuilder::new("linear")
-            .step(StepBuilder::new("extract", &quick()))
-            .step(StepBuilder::new("transform", &quick()).after(&["extract"]))
-            .step(StepBuilder::new("load", &quick()).after(&["transform"]))
+            .step(StepBuilder::new("extract", &FakePod::quick()))
+            .step(StepBuilder::new("transform", &FakePod::quick()).after(&["extract"]))
+            .step(StepBuilder::new("load", &FakePod::quick()).after(&["transform"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "linear", FlowPhase::Succeeded, TIMEOUT).await?;
         assert_eq!(ready_reason(&done), "FlowSucceeded");
@@ -120,12 +80,12 @@ async fn diamond_runs_both_branches_at_once_and_joins() -> anyhow::Result<()> {
         let flows: Api<JobFlow> = ns.api();
         let jobs: Api<Job> = ns.api();
         let flow = FlowBuilder::new("diamond")
-            .step(StepBuilder::new("fetch", &quick()))
+            .step(StepBuilder::new("fetch", &FakePod::quick()))
             .step(StepBuilder::new("left", &runs_for(3)).after(&["fetch"]))
             .step(StepBuilder::new("right", &runs_for(3)).after(&["fetch"]))
-            .step(StepBuilder::new("join", &quick()).after(&["left", "right"]))
+            .step(StepBuilder::new("join", &FakePod::quick()).after(&["left", "right"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         // Both branch Jobs exist while neither has finished: they run at once.
         let branches = wait_for("both branch Jobs to exist", TIMEOUT, POLL, || async {
@@ -182,21 +142,21 @@ async fn when_true_runs_when_false_skips_and_downstream_still_runs() -> anyhow::
         let flows: Api<JobFlow> = ns.api();
         let jobs: Api<Job> = ns.api();
         let flow = FlowBuilder::new("when")
-            .step(StepBuilder::new("check", &quick()))
+            .step(StepBuilder::new("check", &FakePod::quick()))
             .step(
-                StepBuilder::new("on-success", &quick())
+                StepBuilder::new("on-success", &FakePod::quick())
                     .after(&["check"])
                     .when(r#"steps.check.phase == "Succeeded""#),
             )
             .step(
-                StepBuilder::new("on-failure", &quick())
+                StepBuilder::new("on-failure", &FakePod::quick())
                     .after(&["check"])
                     .when(r#"steps.check.phase == "Failed""#),
             )
-            .step(StepBuilder::new("after-skipped", &quick()).after(&["on-failure"]))
-            .step(StepBuilder::new("never", &quick()).when("false"))
+            .step(StepBuilder::new("after-skipped", &FakePod::quick()).after(&["on-failure"]))
+            .step(StepBuilder::new("never", &FakePod::quick()).when("false"))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "when", FlowPhase::Succeeded, TIMEOUT).await?;
         assert_eq!(step_phase(&done, "on-success")?.0, StepPhase::Succeeded);
@@ -234,9 +194,9 @@ async fn continue_on_failure_lets_dependents_run_and_the_flow_succeed() -> anyho
                 StepBuilder::new("flaky", &FakePod::fail(4, "optional step broke"))
                     .continue_on_failure(),
             )
-            .step(StepBuilder::new("next", &quick()).after(&["flaky"]))
+            .step(StepBuilder::new("next", &FakePod::quick()).after(&["flaky"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "tolerant", FlowPhase::Succeeded, TIMEOUT).await?;
         assert_eq!(
@@ -274,7 +234,7 @@ async fn output_parameters_reach_later_args_and_when() -> anyhow::Result<()> {
                     .output("table", ".table"),
             )
             .step(
-                StepBuilder::new("load", &quick())
+                StepBuilder::new("load", &FakePod::quick())
                     .after(&["count"])
                     .when("int(steps.count.outputs.rows) > 10")
                     .args(&[
@@ -284,12 +244,12 @@ async fn output_parameters_reach_later_args_and_when() -> anyhow::Result<()> {
                     ]),
             )
             .step(
-                StepBuilder::new("shard", &quick())
+                StepBuilder::new("shard", &FakePod::quick())
                     .after(&["count"])
                     .when("int(steps.count.outputs.rows) > 1000"),
             )
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "outputs", FlowPhase::Succeeded, TIMEOUT).await?;
         let count = step_status(&done, "count")?;
@@ -323,7 +283,7 @@ async fn parallelism_cap_is_never_exceeded() -> anyhow::Result<()> {
         for index in 0..6 {
             builder = builder.step(StepBuilder::new(&format!("s{index}"), &runs_for(1)));
         }
-        create(&flows, &builder.build()).await?;
+        create_flow(&flows, &builder.build()).await?;
 
         // Sample the unfinished Jobs (and the status' running count) every 100 ms until the end.
         let deadline = Instant::now() + TIMEOUT;
@@ -388,11 +348,16 @@ async fn finally_steps_run_after_a_failure_and_see_the_outcome() -> anyhow::Resu
         let jobs: Api<Job> = ns.api();
         let flow = FlowBuilder::new("finale")
             .step(StepBuilder::new("work", &FakePod::fail(2, "broken")))
-            .step(StepBuilder::new("after-work", &quick()).after(&["work"]))
-            .finally(StepBuilder::new("notify", &quick()).when(r#"flow.phase == "Failed""#))
-            .finally(StepBuilder::new("celebrate", &quick()).when(r#"flow.phase == "Succeeded""#))
+            .step(StepBuilder::new("after-work", &FakePod::quick()).after(&["work"]))
+            .finally(
+                StepBuilder::new("notify", &FakePod::quick()).when(r#"flow.phase == "Failed""#),
+            )
+            .finally(
+                StepBuilder::new("celebrate", &FakePod::quick())
+                    .when(r#"flow.phase == "Succeeded""#),
+            )
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "finale", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(ready_reason(&done), "FlowFailed");

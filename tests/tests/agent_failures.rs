@@ -4,19 +4,19 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, event_reasons, events_for, flow_jobs, flow_jobs_by_name,
-    job_finished_at, ready_message, ready_reason, step_phase, step_status, wait_for_flow,
-    wait_for_phase, wait_for_retry,
+    FlowBuilder, StepBuilder, create_flow, event_reasons, events_for, flow_jobs_by_name, job_names,
+    ready_message, ready_reason, step_phase, step_status, wait_for_flow, wait_for_phase,
+    wait_for_retry,
 };
+use jobflow_tests::jobs::{created_at, finished_at};
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::jiff::SignedDuration;
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
 
 /// How long any one flow may take.
@@ -30,38 +30,6 @@ fn succeeds_after(millis: u64) -> FakePod {
 /// A pod that fails with exit code 3 after `millis` milliseconds.
 fn fails_after(millis: u64) -> FakePod {
     FakePod::fail(3, "exit three").running_for(Duration::from_millis(millis))
-}
-
-fn created_at(job: &Job) -> anyhow::Result<Timestamp> {
-    Ok(job
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .with_context(|| format!("Job {} has no creationTimestamp", job.name_any()))?
-        .0)
-}
-
-fn finished_at(job: &Job) -> anyhow::Result<Timestamp> {
-    job_finished_at(job).with_context(|| format!("Job {} has not finished", job.name_any()))
-}
-
-async fn create(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result<()> {
-    flows
-        .create(&PostParams::default(), flow)
-        .await
-        .with_context(|| format!("creating flow {}", flow.name_any()))?;
-    Ok(())
-}
-
-/// The names of the flow's Jobs, sorted.
-async fn job_names(jobs: &Api<Job>, flow: &str) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = flow_jobs(jobs, flow)
-        .await?
-        .iter()
-        .map(ResourceExt::name_any)
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// Waits until the flow `flow` has recorded an Event with `reason`, and returns its Events.
@@ -102,7 +70,7 @@ async fn without_fail_fast_a_failure_skips_downstream_and_the_other_branch_finis
     run_with_agent("agent-no-fail-fast", |ns, _agent| async move {
         let flows: Api<JobFlow> = ns.api();
         let jobs: Api<Job> = ns.api();
-        create(&flows, &failing_flow("branches", false)).await?;
+        create_flow(&flows, &failing_flow("branches", false)).await?;
 
         let done = wait_for_phase(&flows, "branches", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(ready_reason(&done), "FlowFailed");
@@ -159,7 +127,7 @@ async fn with_fail_fast_a_failure_starts_no_new_step() -> anyhow::Result<()> {
     run_with_agent("agent-fail-fast", |ns, _agent| async move {
         let flows: Api<JobFlow> = ns.api();
         let jobs: Api<Job> = ns.api();
-        create(&flows, &failing_flow("halt", true)).await?;
+        create_flow(&flows, &failing_flow("halt", true)).await?;
 
         let done = wait_for_phase(&flows, "halt", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(ready_reason(&done), "FlowFailed");
@@ -215,7 +183,7 @@ async fn retries_wait_for_the_backoff_before_a_new_attempt_job() -> anyhow::Resu
         let flow = FlowBuilder::new("retry")
             .step(StepBuilder::new("flaky", &fails_after(500)).retries_with_fixed_backoff(1, "3s"))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         // Between the attempts the step waits, Pending, with the time of its next attempt.
         let waiting = wait_for_retry(&flows, "retry", "flaky", 1, TIMEOUT).await?;
@@ -302,7 +270,7 @@ async fn backoff_limit_stops_retries_across_steps() -> anyhow::Result<()> {
             .step(StepBuilder::new("slow", &fails_after(6000)).retries(5))
             .backoff_limit(1)
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "budget", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(
@@ -348,7 +316,7 @@ async fn a_step_timeout_deletes_the_job_and_fails_the_step() -> anyhow::Result<(
         let flow = FlowBuilder::new("slow")
             .step(StepBuilder::new("crawl", &succeeds_after(30_000)).timeout_seconds(2))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         // Well before the pod's 30 s are up.
         let done =
@@ -397,7 +365,7 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
             .step(StepBuilder::new("later", &succeeds_after(500)).after(&["long"]))
             .active_deadline_seconds(3)
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(
             &flows,
@@ -470,7 +438,7 @@ async fn an_invalid_flow_fails_with_the_precise_message() -> anyhow::Result<()> 
             .step(StepBuilder::new("transform", &succeeds_after(500)).after(&["extract"]))
             .step(StepBuilder::new("load", &succeeds_after(500)).after(&["transfrom"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "typo", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(ready_reason(&done), "ValidationFailed");
@@ -499,7 +467,7 @@ async fn a_cyclic_flow_fails_with_the_cycle() -> anyhow::Result<()> {
             .step(StepBuilder::new("a", &succeeds_after(500)).after(&["b"]))
             .step(StepBuilder::new("b", &succeeds_after(500)).after(&["a"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "loop", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(ready_reason(&done), "DAGCycle");
@@ -526,7 +494,7 @@ async fn a_job_deleted_while_running_fails_its_step() -> anyhow::Result<()> {
             .step(StepBuilder::new("long", &succeeds_after(30_000)))
             .step(StepBuilder::new("next", &succeeds_after(500)).after(&["long"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         // Once the agent has seen the Job (its UID is in status), a disappearance is a deletion.
         let running = wait_for_flow(&flows, "victim", "long's Job UID in status", TIMEOUT, |f| {

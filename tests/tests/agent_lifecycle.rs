@@ -9,32 +9,20 @@ use anyhow::Context as _;
 use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, flow_jobs, flow_jobs_by_name, wait_for_phase, wait_for_retry,
+    FlowBuilder, StepBuilder, create_flow, flow_jobs, flow_jobs_by_name, wait_for_phase,
+    wait_for_retry,
 };
 use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 /// How long any one flow may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A pod that succeeds after half a second.
-fn quick() -> FakePod {
-    FakePod::succeed().running_for(Duration::from_millis(500))
-}
-
-async fn create(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result<()> {
-    flows
-        .create(&PostParams::default(), flow)
-        .await
-        .with_context(|| format!("creating flow {}", flow.name_any()))?;
-    Ok(())
-}
 
 /// `value` at the `/`-separated JSON pointer `pointer`, failing with the whole status when absent.
 fn field<'a>(status: &'a Value, pointer: &str) -> anyhow::Result<&'a Value> {
@@ -111,11 +99,11 @@ async fn ttl_deletes_the_flow_and_garbage_collection_its_jobs() -> anyhow::Resul
         let jobs: Api<Job> = ns.api();
         let pods: Api<Pod> = ns.api();
         let flow = FlowBuilder::new("ephemeral")
-            .step(StepBuilder::new("a", &quick()))
-            .step(StepBuilder::new("b", &quick()).after(&["a"]))
+            .step(StepBuilder::new("a", &FakePod::quick()))
+            .step(StepBuilder::new("b", &FakePod::quick()).after(&["a"]))
             .ttl_seconds_after_finished(2)
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "ephemeral", FlowPhase::Succeeded, TIMEOUT).await?;
         let completed = done
@@ -177,11 +165,11 @@ async fn status_keeps_every_field_through_the_api_server() -> anyhow::Result<()>
             .step(
                 StepBuilder::new(
                     "produce",
-                    &quick().with_output(&json!({"digest": "sha256:abc"})),
+                    &FakePod::quick().with_output(&json!({"digest": "sha256:abc"})),
                 )
                 .output("digest", ".digest"),
             )
-            .step(StepBuilder::new("consume", &quick()).after(&["produce"]))
+            .step(StepBuilder::new("consume", &FakePod::quick()).after(&["produce"]))
             // Fails twice, tolerated: shows the retry fields on the way.
             .step(
                 StepBuilder::new("flaky", &FakePod::fail(3, "exit three"))
@@ -189,7 +177,7 @@ async fn status_keeps_every_field_through_the_api_server() -> anyhow::Result<()>
                     .continue_on_failure(),
             )
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
 
         // While flaky waits for its retry: nextAttemptTime, retryCount and the reason are stored.
         wait_for_retry(&flows, "fields", "flaky", 1, TIMEOUT).await?;
@@ -259,10 +247,10 @@ async fn no_status_patch_when_nothing_changed() -> anyhow::Result<()> {
     run_with_agent("agent-no-op-patch", |ns, agent| async move {
         let flows: Api<JobFlow> = ns.api();
         let flow = FlowBuilder::new("settled")
-            .step(StepBuilder::new("a", &quick()))
-            .step(StepBuilder::new("b", &quick()).after(&["a"]))
+            .step(StepBuilder::new("a", &FakePod::quick()))
+            .step(StepBuilder::new("b", &FakePod::quick()).after(&["a"]))
             .build();
-        create(&flows, &flow).await?;
+        create_flow(&flows, &flow).await?;
         wait_for_phase(&flows, "settled", FlowPhase::Succeeded, TIMEOUT).await?;
 
         // The counter grows before each write is sent, so the write of Succeeded is counted.

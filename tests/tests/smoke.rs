@@ -12,6 +12,7 @@ use jobflow::api::{
     Condition, FlowPhase, JobFlow, JobFlowSpec, JobFlowStatus, JobRef, Progress, Step, StepPhase,
     StepStatus,
 };
+use jobflow_tests::jobs::pods_of;
 use jobflow_tests::{
     FIELD_MANAGER, FakePod, POLL, TestNamespace, fake_job, install_crd, job_condition,
     run_in_namespace, wait_for, wait_for_deletion, wait_for_object,
@@ -22,20 +23,11 @@ use k8s_openapi::api::batch::v1::{
 use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The pods of Job `job` (the Job controller labels them with its name).
-async fn pods_of(pods: &Api<Pod>, job: &str) -> anyhow::Result<Vec<Pod>> {
-    let selector = format!("batch.kubernetes.io/job-name={job}");
-    Ok(pods
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items)
-}
 
 fn phase(pod: &Pod) -> Option<&str> {
     pod.status.as_ref()?.phase.as_deref()

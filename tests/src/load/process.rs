@@ -11,11 +11,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::agent::{LOG_TAIL_LINES, STOP_TIMEOUT, Sample, log_tail, parse_metrics};
+use crate::agent::{
+    LOG_TAIL_LINES, STOP_TIMEOUT, Sample, free_port, http_get, log_tail, parse_metrics,
+    remove_jobflow_env,
+};
 
 /// How long the agent may take to answer `/readyz` with 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,9 +37,7 @@ impl Agent {
         namespace: &str,
         extra: &[String],
     ) -> anyhow::Result<Self> {
-        let admin = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("finding a free port for the agent's admin address")?;
+        let admin = free_port().context("finding a free port for the agent's admin address")?;
         let log_path = std::env::temp_dir().join(format!("jobflow-agent-{namespace}.log"));
         let log = File::create(&log_path)
             .with_context(|| format!("creating the agent log {}", log_path.display()))?;
@@ -55,11 +54,7 @@ impl Agent {
             .stdout(log)
             .stderr(log_err);
         // Only our flags: no JOBFLOW_* setting may leak in from this environment.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("JOBFLOW_") {
-                command.env_remove(name);
-            }
-        }
+        remove_jobflow_env(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -138,30 +133,7 @@ impl Agent {
 
     /// A minimal HTTP/1.1 GET on the admin port: status and body.
     async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let addr = self.admin;
-        let exchange = async {
-            let mut stream = TcpStream::connect(addr).await?;
-            let request =
-                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            stream.write_all(request.as_bytes()).await?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
-            anyhow::Ok(response)
-        };
-        let response = tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .with_context(|| format!("GET http://{addr}{path} timed out"))?
-            .with_context(|| format!("GET http://{addr}{path}"))?;
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .with_context(|| format!("GET http://{addr}{path}: no end of headers"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .with_context(|| format!("GET http://{addr}{path}: no status in {head:?}"))?;
-        Ok((status, body.to_owned()))
+        http_get(self.admin, path).await
     }
 }
 
