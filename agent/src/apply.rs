@@ -1,6 +1,7 @@
 //! Carrying a plan out, in order: resource templates, new Jobs, Job deletions, Events, then at
 //! most one write of the flow itself (its status, or its deletion).
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use jiff::Timestamp;
@@ -26,8 +27,16 @@ pub async fn carry_out(
     for resource in &plan.apply_resources {
         apply_resource(ctx, namespace, resource).await?;
     }
+    let mut status = Cow::Borrowed(&plan.status);
     for job in &plan.create_jobs {
-        create_job(ctx, namespace, job).await?;
+        if let Some(applied) = create_job(ctx, namespace, job).await? {
+            record_uid(&mut status, &applied);
+            let mut stripped = applied;
+            crate::strip::job(&mut stripped);
+            ctx.caches
+                .applied
+                .record(stripped, std::time::Instant::now());
+        }
     }
     for deletion in &plan.delete_jobs {
         delete_job(ctx, namespace, deletion).await?;
@@ -37,10 +46,36 @@ pub async fn carry_out(
     }
     if plan.delete_flow {
         delete_flow(ctx, flow, namespace).await
-    } else if status_changed(flow.status.as_ref(), &plan.status) {
-        patch_status(ctx, flow, namespace, &plan.status).await
+    } else if status_changed(flow.status.as_ref(), &status) {
+        patch_status(ctx, flow, namespace, &status).await
     } else {
         Ok(())
+    }
+}
+
+/// Writes the UID the apply response gave `job` into the step that runs it, so the status that
+/// records the new Job need not be written again once the watch shows the Job.
+fn record_uid(status: &mut Cow<'_, JobFlowStatus>, job: &Job) {
+    let (Some(name), Some(uid)) = (&job.metadata.name, &job.metadata.uid) else {
+        return;
+    };
+    let unrecorded = |step: &jobflow::api::StepStatus| {
+        step.job_ref
+            .as_ref()
+            .is_some_and(|r| &r.name == name && r.uid.is_none())
+    };
+    if !status.steps.iter().any(unrecorded) {
+        return;
+    }
+    for step in status
+        .to_mut()
+        .steps
+        .iter_mut()
+        .filter(|step| unrecorded(step))
+    {
+        if let Some(job_ref) = step.job_ref.as_mut() {
+            job_ref.uid = Some(uid.clone());
+        }
     }
 }
 
@@ -85,9 +120,10 @@ async fn apply_resource(
         })
 }
 
-/// Server-side apply of a step's Job. Applying is idempotent; a conflict means the Job exists
-/// (another writer, or a cache that has not seen it yet) and is not an error.
-async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<(), Error> {
+/// Server-side apply of a step's Job, returning the Job the API server holds. Applying is
+/// idempotent; a conflict means the Job exists (another writer, or a cache that has not seen it
+/// yet) and is not an error.
+async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<Job>, Error> {
     let name = job
         .metadata
         .name
@@ -98,13 +134,13 @@ async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<(), Err
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.api_write(Operation::Apply, Res::Jobs);
     match api.patch(name, &apply_params(), &Patch::Apply(job)).await {
-        Ok(_) => {
+        Ok(applied) => {
             tracing::debug!(job = name, "applied Job");
-            Ok(())
+            Ok(Some(applied))
         }
         Err(kube::Error::Api(status)) if status.is_conflict() || status.is_already_exists() => {
             tracing::debug!(job = name, "Job exists");
-            Ok(())
+            Ok(None)
         }
         Err(source) => Err(Error::CreateJob {
             name: name.to_owned(),
@@ -191,6 +227,41 @@ async fn delete_flow(ctx: &Context, flow: &JobFlow, namespace: &str) -> Result<(
 mod tests {
     use super::*;
     use jobflow::api::FlowPhase;
+
+    #[test]
+    fn the_applied_jobs_uid_is_recorded_in_its_step_only() {
+        use jobflow::api::{JobRef, StepStatus};
+        let step = |name: &str, job: &str| StepStatus {
+            name: name.into(),
+            job_ref: Some(JobRef {
+                name: job.into(),
+                ..JobRef::default()
+            }),
+            ..StepStatus::default()
+        };
+        let planned = JobFlowStatus {
+            steps: vec![step("a", "f-a-1"), step("b", "f-b-1")],
+            ..JobFlowStatus::default()
+        };
+        let mut job = Job::default();
+        job.metadata.name = Some("f-b-1".into());
+        job.metadata.uid = Some("uid-b".into());
+        let mut status = Cow::Borrowed(&planned);
+        record_uid(&mut status, &job);
+        assert_eq!(
+            status.steps[1].job_ref.as_ref().unwrap().uid.as_deref(),
+            Some("uid-b")
+        );
+        assert_eq!(status.steps[0].job_ref.as_ref().unwrap().uid, None);
+
+        job.metadata.name = Some("f-c-1".into());
+        let mut untouched = Cow::Borrowed(&planned);
+        record_uid(&mut untouched, &job);
+        assert!(
+            matches!(untouched, Cow::Borrowed(_)),
+            "no copy when no step runs that Job"
+        );
+    }
 
     #[test]
     fn status_is_written_only_when_it_changes() {

@@ -19,6 +19,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::applied::AppliedJobs;
 use crate::backoff::Backoffs;
 use crate::compiled::CompiledCache;
 use crate::error::chain;
@@ -45,6 +46,8 @@ pub struct Caches {
     pub backoffs: Backoffs,
     /// Our own status writes the cache has not shown yet.
     pub written: Written,
+    /// Jobs we applied that the cache has not shown yet.
+    pub applied: AppliedJobs,
     /// Turns true once every cache has synced.
     synced: watch::Sender<bool>,
 }
@@ -79,6 +82,7 @@ impl Caches {
             compiled: CompiledCache::default(),
             backoffs: Backoffs::default(),
             written: Written::default(),
+            applied: AppliedJobs::default(),
             synced: watch::Sender::new(false),
         });
         (

@@ -5,6 +5,7 @@
 //! [`admin`] serves metrics and probes.
 
 pub mod admin;
+pub mod applied;
 pub mod apply;
 pub mod args;
 pub mod backoff;

@@ -50,10 +50,15 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
     let started = Instant::now();
     let compiled = ctx.caches.compiled.get(flow);
     let name = flow.name_any();
-    let jobs = ctx
+    let cached = ctx
         .caches
         .jobs
         .state_filter(|job| observe::is_flow_job(flow, job));
+    // Jobs this agent just applied count as seen even before the watch delivers them.
+    let jobs =
+        ctx.caches
+            .applied
+            .with_unseen(cached, |job| observe::is_flow_job(flow, job), started);
     let pods = ctx.caches.pods.state_filter(|pod| {
         pod.metadata.namespace.as_deref() == Some(namespace)
             && pod.labels().get(labels::FLOW) == Some(&name)
