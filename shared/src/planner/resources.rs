@@ -106,7 +106,7 @@ pub fn point_volumes_at_resources(job: &mut Job, flow: &JobFlow) {
 mod tests {
     use super::*;
     use crate::api::ResourceTemplates;
-    use crate::planner::testing::{World, flow, job_step, t};
+    use crate::planner::testing::{World, flow, job_step, pod_spec, t};
 
     fn with_templates() -> JobFlow {
         let mut step = job_step("a", &[]);
@@ -148,17 +148,7 @@ mod tests {
         let mut world = World::new(with_templates());
         let plan = world.step_at(t(0));
         assert_eq!(plan.apply_resources.len(), 2);
-        let volumes = plan.create_jobs[0]
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .volumes
-            .clone()
-            .unwrap();
+        let volumes = pod_spec(&plan.create_jobs[0]).volumes.clone().unwrap();
         assert_eq!(
             volumes[0]
                 .persistent_volume_claim

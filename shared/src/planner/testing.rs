@@ -51,6 +51,11 @@ pub fn flow(steps: Vec<Step>) -> JobFlow {
     flow
 }
 
+/// The pod spec of a planned Job.
+pub fn pod_spec(job: &Job) -> &k8s_openapi::api::core::v1::PodSpec {
+    job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
 /// A flow, the Jobs that exist for it, and the pods' termination messages.
 pub struct World {
     pub flow: JobFlow,

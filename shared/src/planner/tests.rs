@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::testing::{World, flow, job_step, t};
+use super::testing::{World, flow, job_step, pod_spec, t};
 use crate::api::{
     Backoff, BackoffType, ConcurrencyPolicy, FlowPhase, Parameter, ParameterSource, RetryPolicy,
     StepOutputs, StepPhase, StepType,
@@ -101,17 +101,7 @@ fn jobs_carry_labels_owner_and_substituted_strings() {
         (owner.kind.as_str(), owner.controller),
         ("JobFlow", Some(true))
     );
-    let args = job
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .args
-        .clone();
+    let args = pod_spec(job).containers[0].args.clone();
     assert_eq!(args.unwrap(), ["echo", "a"]);
 }
 
@@ -590,17 +580,7 @@ fn outputs_reach_later_steps_args() {
         .insert("etl-a-1".into(), r#"{"rows": 42}"#.into());
     let plan = world.step_at(t(2));
     assert_eq!(world.step("a").outputs["rows"], "42");
-    let args = plan.create_jobs[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .args
-        .clone();
+    let args = pod_spec(&plan.create_jobs[0]).containers[0].args.clone();
     assert_eq!(args.unwrap(), ["load", "42"]);
 }
 
@@ -626,15 +606,7 @@ fn secret_inputs_become_env_references_never_values() {
         serde_json::json!(["connect", "--password={{inputs.parameters.DB_PASSWORD}}"]);
     let world = World::new(flow(vec![a]));
     let plan = world.plan(t(0));
-    let container = &plan.create_jobs[0]
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let container = &pod_spec(&plan.create_jobs[0]).containers[0];
     assert_eq!(
         container.args.as_ref().unwrap()[1],
         "--password=$(DB_PASSWORD)"
