@@ -461,6 +461,16 @@ pub fn job_args(job: &Job) -> Vec<String> {
 pub const VERDICT_CONDITIONS: [&str; 4] =
     ["SuccessCriteriaMet", "FailureTarget", "Complete", "Failed"];
 
+/// When flow `flow` finished (`status.completionTime`), failing when it has not.
+pub fn flow_completed_at(flow: &JobFlow) -> anyhow::Result<k8s_openapi::jiff::Timestamp> {
+    Ok(flow
+        .status
+        .as_ref()
+        .and_then(|status| status.completion_time.as_ref())
+        .with_context(|| format!("flow {} has no completionTime", flow.name_any()))?
+        .0)
+}
+
 /// When the Job controller gave its verdict on the Job: the earliest transition time of a True
 /// [`VERDICT_CONDITIONS`] condition (else `status.completionTime`); `None` while it runs.
 ///

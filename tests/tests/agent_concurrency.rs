@@ -9,13 +9,12 @@ use anyhow::Context as _;
 use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, flow_jobs, phase, ready_message, ready_reason, step_status,
-    wait_for_flow, wait_for_phase,
+    FlowBuilder, StepBuilder, flow_completed_at, flow_jobs, phase, ready_message, ready_reason,
+    step_status, wait_for_flow, wait_for_phase,
 };
 use jobflow_tests::jobs::created_at;
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt as _};
 
@@ -35,15 +34,6 @@ fn flow(name: &str, key: Option<&str>, policy: ConcurrencyPolicy, run_for: Durat
             flow.spec.execution_policy.concurrency_policy = policy;
         })
         .build()
-}
-
-fn completed_at(flow: &JobFlow) -> anyhow::Result<Timestamp> {
-    Ok(flow
-        .status
-        .as_ref()
-        .and_then(|status| status.completion_time.as_ref())
-        .with_context(|| format!("flow {} has no completionTime", flow.name_any()))?
-        .0)
 }
 
 /// Waits until flow `name` has a Job, and returns them.
@@ -115,7 +105,10 @@ async fn forbid_makes_the_newer_flow_wait_for_the_older() -> anyhow::Result<()> 
         assert_eq!(second_jobs.len(), 1);
         // Whole seconds on the wire: the newer flow's Job cannot be older than the end of the
         // older flow.
-        let (created, finished) = (created_at(&second_jobs[0])?, completed_at(&first_done)?);
+        let (created, finished) = (
+            created_at(&second_jobs[0])?,
+            flow_completed_at(&first_done)?,
+        );
         assert!(
             created >= finished,
             "b-second's Job was created at {created}, before a-first finished at {finished}"
@@ -178,7 +171,7 @@ async fn replace_stops_the_older_flow_for_the_newer() -> anyhow::Result<()> {
         let done = wait_for_phase(&flows, "b-new", FlowPhase::Succeeded, TIMEOUT).await?;
         let new_jobs = flow_jobs(&jobs, "b-new").await?;
         assert_eq!(new_jobs.len(), 1);
-        let (created, stopped) = (created_at(&new_jobs[0])?, completed_at(&replaced)?);
+        let (created, stopped) = (created_at(&new_jobs[0])?, flow_completed_at(&replaced)?);
         assert!(
             created >= stopped,
             "b-new's Job was created at {created}, before a-old stopped at {stopped}"
@@ -284,7 +277,10 @@ async fn forbid_holds_for_a_newer_flow_created_in_the_same_second() -> anyhow::R
         let first_done = wait_for_phase(&flows, &first, FlowPhase::Succeeded, TIMEOUT).await?;
         wait_for_phase(&flows, &second, FlowPhase::Succeeded, TIMEOUT).await?;
         let second_jobs = flow_jobs(&jobs, &second).await?;
-        let (created, finished) = (created_at(&second_jobs[0])?, completed_at(&first_done)?);
+        let (created, finished) = (
+            created_at(&second_jobs[0])?,
+            flow_completed_at(&first_done)?,
+        );
         assert!(
             created >= finished,
             "{second}'s Job was created at {created}, before {first} (created earlier, and \

@@ -10,8 +10,9 @@ use std::time::Duration;
 use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, create_flow, flow_jobs, flow_jobs_by_name, job_args, job_finished_at,
-    job_names, phase, ready_message, ready_reason, step_phase, step_status, wait_for_phase,
+    FlowBuilder, StepBuilder, create_flow, flow_completed_at, flow_jobs, flow_jobs_by_name,
+    job_args, job_finished_at, job_names, phase, ready_message, ready_reason, step_phase,
+    step_status, wait_for_phase,
 };
 use jobflow_tests::jobs::{created_at, finished_at};
 use jobflow_tests::{FakePod, POLL, wait_for};
@@ -388,14 +389,7 @@ async fn finally_steps_run_after_a_failure_and_see_the_outcome() -> anyhow::Resu
             created_at(&by_name["finale-notify-1"])? >= finished_at(&by_name["finale-work-1"])?
         );
         // The flow only ended once its finally step had.
-        let completed = done
-            .status
-            .as_ref()
-            .unwrap()
-            .completion_time
-            .clone()
-            .unwrap()
-            .0;
+        let completed = flow_completed_at(&done)?;
         assert!(completed >= finished_at(&by_name["finale-notify-1"])?);
         Ok(())
     })

@@ -7,9 +7,9 @@ use std::time::Duration;
 use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, create_flow, event_reasons, events_for, flow_jobs_by_name, job_names,
-    ready_message, ready_reason, step_phase, step_status, wait_for_flow, wait_for_phase,
-    wait_for_retry,
+    FlowBuilder, StepBuilder, create_flow, event_reasons, events_for, flow_completed_at,
+    flow_jobs_by_name, job_names, ready_message, ready_reason, step_phase, step_status,
+    wait_for_flow, wait_for_phase, wait_for_retry,
 };
 use jobflow_tests::jobs::{created_at, finished_at};
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
@@ -160,14 +160,7 @@ async fn with_fail_fast_a_failure_starts_no_new_step() -> anyhow::Result<()> {
         );
         // The flow ended only once x had: a running step is not abandoned.
         let by_name = flow_jobs_by_name(&jobs, "halt").await?;
-        let completed = done
-            .status
-            .as_ref()
-            .unwrap()
-            .completion_time
-            .clone()
-            .unwrap()
-            .0;
+        let completed = flow_completed_at(&done)?;
         assert!(completed >= finished_at(&by_name["halt-x-1"])?);
         Ok(())
     })

@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, create_flow, flow_jobs, flow_jobs_by_name, wait_for_phase,
-    wait_for_retry,
+    FlowBuilder, StepBuilder, create_flow, flow_completed_at, flow_jobs, flow_jobs_by_name,
+    wait_for_phase, wait_for_retry,
 };
 use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
@@ -106,12 +106,7 @@ async fn ttl_deletes_the_flow_and_garbage_collection_its_jobs() -> anyhow::Resul
         create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "ephemeral", FlowPhase::Succeeded, TIMEOUT).await?;
-        let completed = done
-            .status
-            .as_ref()
-            .and_then(|status| status.completion_time.as_ref())
-            .context("a succeeded flow without completionTime")?
-            .0;
+        let completed = flow_completed_at(&done)?;
         let owned = flow_jobs(&jobs, "ephemeral").await?;
         assert_eq!(owned.len(), 2);
         for job in &owned {
