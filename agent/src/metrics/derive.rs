@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use jobflow::api::reasons;
 use jobflow::api::{FlowPhase, JobFlowStatus, StepPhase, StepStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-/// The step reason the planner writes when an attempt ran past its `timeoutSeconds`.
-const TIMEOUT: &str = "Timeout";
 /// The longest step reason used as a label as is; longer ones count as `Other`.
 const MAX_REASON_LEN: usize = 48;
 
@@ -80,9 +79,10 @@ fn step_delta(
         delta.retry_backoffs.push(seconds_between(now, next.0));
     }
 
-    let was_timeout =
-        was.is_some_and(|s| s.reason.as_deref() == Some(TIMEOUT) && s.attempt == now_step.attempt);
-    if now_step.reason.as_deref() == Some(TIMEOUT) && !was_timeout {
+    let was_timeout = was.is_some_and(|s| {
+        s.reason.as_deref() == Some(reasons::TIMEOUT) && s.attempt == now_step.attempt
+    });
+    if now_step.reason.as_deref() == Some(reasons::TIMEOUT) && !was_timeout {
         delta.timeouts += 1;
     }
 
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn failures_count_by_bounded_reason() {
         let mut failed = step("a", StepPhase::Failed);
-        failed.reason = Some("BackoffLimitExceeded".to_owned());
+        failed.reason = Some(reasons::BACKOFF_LIMIT_EXCEEDED.to_owned());
         let mut odd = step("b", StepPhase::Failed);
         odd.reason = Some("the pod said: no space left on device".to_owned());
         let plain = step("c", StepPhase::Failed);
@@ -199,7 +199,10 @@ mod tests {
             ],
         );
         let d = derive(&old, &status(None, vec![failed, odd, plain]), at(0));
-        assert_eq!(d.step_failures, ["BackoffLimitExceeded", "Other", "Failed"]);
+        assert_eq!(
+            d.step_failures,
+            [reasons::BACKOFF_LIMIT_EXCEEDED, "Other", "Failed"]
+        );
     }
 
     #[test]
@@ -228,7 +231,7 @@ mod tests {
     #[test]
     fn timeouts_count_once_per_attempt() {
         let mut timed_out = step("a", StepPhase::Pending);
-        timed_out.reason = Some(TIMEOUT.to_owned());
+        timed_out.reason = Some(reasons::TIMEOUT.to_owned());
         let old = status(None, vec![step("a", StepPhase::Running)]);
         let new = status(None, vec![timed_out.clone()]);
         assert_eq!(derive(&old, &new, at(0)).timeouts, 1);

@@ -3,6 +3,7 @@
 use jiff::SignedDuration;
 
 use super::state::{FlowFailure, MAX_CONDITION_MESSAGE, Planning, cut};
+use crate::api::reasons;
 use crate::api::{Condition, FlowPhase, Progress, StepPhase};
 
 /// The type of the flow's one condition.
@@ -41,7 +42,11 @@ impl Planning<'_> {
             return (FlowPhase::Failed, reason, message.clone());
         }
         if let Some(message) = &self.waiting {
-            return (FlowPhase::Pending, "WaitingForConcurrency", message.clone());
+            return (
+                FlowPhase::Pending,
+                reasons::WAITING_FOR_CONCURRENCY,
+                message.clone(),
+            );
         }
         let steps = &self.status.steps;
         let count = |phase: StepPhase| steps.iter().filter(|step| step.phase == phase).count();
@@ -53,10 +58,11 @@ impl Planning<'_> {
                 .find(|(index, _)| self.is_blocking_failure(*index));
             return match blocking {
                 Some((_, step)) => {
-                    let reason = if step.reason.as_deref() == Some("BackoffLimitExceeded") {
-                        "BackoffLimitExceeded"
+                    let reason = if step.reason.as_deref() == Some(reasons::BACKOFF_LIMIT_EXCEEDED)
+                    {
+                        reasons::BACKOFF_LIMIT_EXCEEDED
                     } else {
-                        "FlowFailed"
+                        reasons::FLOW_FAILED
                     };
                     let detail = step.message.clone().unwrap_or_default();
                     (
@@ -67,7 +73,7 @@ impl Planning<'_> {
                 }
                 None => (
                     FlowPhase::Succeeded,
-                    "FlowSucceeded",
+                    reasons::FLOW_SUCCEEDED,
                     format!(
                         "{} of {total} steps succeeded, {} skipped, {} failed without blocking",
                         count(StepPhase::Succeeded),
@@ -80,7 +86,7 @@ impl Planning<'_> {
         if self.flow.spec.suspend == Some(true) {
             return (
                 FlowPhase::Suspended,
-                "FlowSuspended",
+                reasons::FLOW_SUSPENDED,
                 "spec.suspend is true: no new step starts".into(),
             );
         }
@@ -92,14 +98,14 @@ impl Planning<'_> {
         if !waiting.is_empty() && count(StepPhase::Running) == 0 {
             return (
                 FlowPhase::Paused,
-                "FlowPaused",
+                reasons::FLOW_PAUSED,
                 format!("waiting for approval of {}", waiting.join(", ")),
             );
         }
         let done = steps.iter().filter(|step| step.phase.is_terminal()).count();
         (
             FlowPhase::Running,
-            "FlowRunning",
+            reasons::FLOW_RUNNING,
             format!(
                 "{done} of {total} steps done, {} running",
                 count(StepPhase::Running)
@@ -168,17 +174,17 @@ impl Planning<'_> {
             .map(|c| c.message.clone())
             .unwrap_or_default();
         match (self.old_phase, phase) {
-            (_, FlowPhase::Succeeded) => self.event("FlowSucceeded", message),
-            (_, FlowPhase::Failed) => self.warning("FlowFailed", message),
-            (_, FlowPhase::Suspended) => self.event("FlowSuspended", message),
-            (_, FlowPhase::Paused) => self.event("FlowPaused", message),
+            (_, FlowPhase::Succeeded) => self.event(reasons::FLOW_SUCCEEDED, message),
+            (_, FlowPhase::Failed) => self.warning(reasons::FLOW_FAILED, message),
+            (_, FlowPhase::Suspended) => self.event(reasons::FLOW_SUSPENDED, message),
+            (_, FlowPhase::Paused) => self.event(reasons::FLOW_PAUSED, message),
             (Some(FlowPhase::Suspended | FlowPhase::Paused), FlowPhase::Running) => {
-                self.event("FlowResumed", message);
+                self.event(reasons::FLOW_RESUMED, message);
             }
             (None | Some(FlowPhase::Pending), FlowPhase::Running) => {
-                self.event("FlowStarted", message);
+                self.event(reasons::FLOW_STARTED, message);
             }
-            (_, FlowPhase::Pending) => self.event("FlowWaiting", message),
+            (_, FlowPhase::Pending) => self.event(reasons::FLOW_WAITING, message),
             _ => {}
         }
     }

@@ -3,6 +3,7 @@
 //! Pod counters are never used: `Complete`/`SuccessCriteriaMet` and `Failed`/`FailureTarget`
 //! are the Job controller's verdict, including its pod failure policy and backoff limit.
 
+use crate::api::reasons;
 use k8s_openapi::api::batch::v1::Job;
 
 /// The state of one attempt's Job.
@@ -44,7 +45,7 @@ pub fn job_outcome(job: &Job) -> JobOutcome {
             reason: condition
                 .reason
                 .clone()
-                .unwrap_or_else(|| "JobFailed".into()),
+                .unwrap_or_else(|| reasons::JOB_FAILED.into()),
             message: condition.message.clone().unwrap_or_default(),
         };
     }

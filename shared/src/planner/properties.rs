@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 use super::testing::{World, flow, job_step, t};
 use super::{CompiledFlow, Observed, Plan, plan};
+use crate::api::reasons;
 use crate::api::{FlowPhase, RetryPolicy, Step, StepPhase};
 
 /// A random flow: each step depends on up to three earlier ones.
@@ -58,7 +59,7 @@ fn satisfied(world: &World, step: &Step, dependency: &str) -> bool {
     let _ = step;
     match status.phase {
         StepPhase::Succeeded => true,
-        StepPhase::Skipped => status.reason.as_deref() == Some("WhenFalse"),
+        StepPhase::Skipped => status.reason.as_deref() == Some(reasons::WHEN_FALSE),
         StepPhase::Failed => spec.continue_on_failure,
         _ => false,
     }

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 
 use super::CompiledFlow;
 use super::state::Planning;
+use crate::api::reasons;
 use crate::api::{FlowPhase, StepPhase};
 use crate::labels;
 
@@ -32,7 +33,7 @@ impl Planning<'_> {
                     .handled_requests
                     .insert(key.clone(), request.clone());
                 self.warning(
-                    "ApprovalRejected",
+                    reasons::APPROVAL_REJECTED,
                     format!("{key}: the flow has no step {step_name:?}"),
                 );
                 continue;
@@ -46,12 +47,12 @@ impl Planning<'_> {
             self.end_step(
                 index,
                 StepPhase::Succeeded,
-                "Approved",
+                reasons::APPROVED,
                 format!("approved (request {request:?})"),
             );
             self.step_event(
                 step_name,
-                "StepApproved",
+                reasons::STEP_APPROVED,
                 format!("Step {step_name} approved (request {request:?})"),
             );
         }
@@ -79,7 +80,7 @@ impl Planning<'_> {
             Ok(targets) => targets,
             Err(why) => {
                 self.warning(
-                    "RetryRejected",
+                    reasons::RETRY_REJECTED,
                     format!("retry request {request:?} not carried out: {why}"),
                 );
                 return;
@@ -88,13 +89,13 @@ impl Planning<'_> {
         let dag = &compiled.dag;
         let names: Vec<&str> = targets.iter().map(|index| dag.name(*index)).collect();
         self.event(
-            "StepRetry",
+            reasons::STEP_RETRY,
             format!("Retrying {} (request {request:?})", names.join(", ")),
         );
         for &index in &targets {
             let step = &mut self.status.steps[index];
             step.phase = StepPhase::Pending;
-            step.reason = Some("RetryRequested".into());
+            step.reason = Some(reasons::RETRY_REQUESTED.into());
             step.message = Some(format!("retry requested ({request:?})"));
             step.retry_count = 0;
             step.completion_time = None;

@@ -4,6 +4,7 @@ use super::CompiledFlow;
 use super::concurrency::Gate;
 use super::state::{FlowFailure, Planning};
 use crate::api::FlowPhase;
+use crate::api::reasons;
 
 impl Planning<'_> {
     /// Plans a valid flow: requests, concurrency, running steps, deadline, then new steps.
@@ -25,7 +26,7 @@ impl Planning<'_> {
                 self.stop(
                     compiled,
                     FlowFailure {
-                        reason: "Replaced",
+                        reason: reasons::REPLACED,
                         message,
                     },
                 );
@@ -59,7 +60,7 @@ impl Planning<'_> {
             return None;
         }
         Some(FlowFailure {
-            reason: "ActiveDeadlineExceeded",
+            reason: reasons::ACTIVE_DEADLINE_EXCEEDED,
             message: format!("the flow ran longer than activeDeadlineSeconds ({seconds}s)"),
         })
     }

@@ -3,6 +3,7 @@
 use super::CompiledFlow;
 use super::job_builder::{build_job, literal_inputs};
 use super::state::Planning;
+use crate::api::reasons;
 use crate::api::{FlowPhase, StepPhase, StepType};
 use crate::when::WhenScope;
 
@@ -50,7 +51,7 @@ impl Planning<'_> {
             match self.readiness(compiled, index) {
                 Readiness::Waiting => continue,
                 Readiness::Blocked(message) => {
-                    self.skip(index, "UpstreamFailed", message);
+                    self.skip(index, reasons::UPSTREAM_FAILED, message);
                     continue;
                 }
                 Readiness::Ready => {}
@@ -83,7 +84,7 @@ impl Planning<'_> {
                 "not started: step {} failed and executionPolicy.failFast is on",
                 dag.name(failed)
             );
-            self.skip(index, "FailFast", message);
+            self.skip(index, reasons::FAIL_FAST, message);
             return false;
         }
         let Some(when) = &compiled.whens[index] else {
@@ -98,7 +99,7 @@ impl Planning<'_> {
             Err(error) => {
                 self.fail_step(
                     index,
-                    "WhenError",
+                    reasons::WHEN_ERROR,
                     format!("when could not be evaluated: {error}"),
                 );
                 return false;
@@ -112,13 +113,13 @@ impl Planning<'_> {
         match when.evaluate(&scope) {
             Ok(true) => true,
             Ok(false) => {
-                self.skip(index, "WhenFalse", "when evaluated to false".into());
+                self.skip(index, reasons::WHEN_FALSE, "when evaluated to false".into());
                 false
             }
             Err(error) => {
                 self.fail_step(
                     index,
-                    "WhenError",
+                    reasons::WHEN_ERROR,
                     format!("when could not be evaluated: {error}"),
                 );
                 false
@@ -141,7 +142,7 @@ impl Planning<'_> {
             let status = &self.status.steps[dependency];
             match status.phase {
                 StepPhase::Succeeded => {}
-                StepPhase::Skipped if status.reason.as_deref() == Some("WhenFalse") => {}
+                StepPhase::Skipped if status.reason.as_deref() == Some(reasons::WHEN_FALSE) => {}
                 StepPhase::Failed if self.spec_step(dependency).continue_on_failure => {}
                 StepPhase::Failed => {
                     return Readiness::Blocked(format!(
@@ -182,7 +183,7 @@ impl Planning<'_> {
         let name = self.status.steps[index].name.clone();
         self.step_event(
             &name,
-            "StepSkipped",
+            reasons::STEP_SKIPPED,
             format!("Step {name} skipped: {message}"),
         );
         self.end_step(index, StepPhase::Skipped, reason, message);
@@ -198,7 +199,7 @@ impl Planning<'_> {
             let step = &mut self.status.steps[index];
             step.phase = StepPhase::PendingApproval;
             step.start_time.get_or_insert(now);
-            step.reason = Some("WaitingForApproval".into());
+            step.reason = Some(reasons::WAITING_FOR_APPROVAL.into());
             step.message = Some(spec.message.clone().unwrap_or_else(|| {
                 format!(
                     "approve with: kubectl jobflow approve {} {name}",
@@ -207,7 +208,7 @@ impl Planning<'_> {
             }));
             self.step_event(
                 &name,
-                "StepPendingApproval",
+                reasons::STEP_PENDING_APPROVAL,
                 format!("Step {name} waits for approval"),
             );
             return false;
@@ -229,13 +230,13 @@ impl Planning<'_> {
                 step.message = None;
                 self.step_event(
                     &name,
-                    "StepCreated",
+                    reasons::STEP_CREATED,
                     format!("Step {name}: created Job {job_name} (attempt {attempt})"),
                 );
                 true
             }
             Err(error) => {
-                self.fail_step(index, "JobNotBuilt", error.to_string());
+                self.fail_step(index, reasons::JOB_NOT_BUILT, error.to_string());
                 false
             }
         }

@@ -8,6 +8,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{CompiledFlow, JobDeletion, Observed, Plan, PlannedEvent};
+use crate::api::reasons;
 use crate::api::{FlowPhase, JobFlow, JobFlowStatus, Step, StepPhase, StepStatus};
 use crate::dag::Dag;
 use crate::validation::ValidationErrors;
@@ -203,9 +204,9 @@ impl<'a> Planning<'a> {
     /// Fails the flow because it is invalid; no step runs.
     pub fn fail_invalid(&mut self, errors: &ValidationErrors) {
         let reason = if errors.has_cycle() {
-            "DAGCycle"
+            reasons::DAG_CYCLE
         } else {
-            "ValidationFailed"
+            reasons::VALIDATION_FAILED
         };
         let message = errors
             .problems
