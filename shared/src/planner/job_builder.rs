@@ -101,7 +101,7 @@ pub fn build_job(
         .unwrap_or_default();
 
     let meta = &mut job.metadata;
-    meta.name = Some(job_name(&flow_name, &step.name, attempt));
+    meta.name = Some(job_name(flow, &step.name, attempt));
     meta.namespace.clone_from(&flow.metadata.namespace);
     meta.generate_name = None;
     meta.resource_version = None;

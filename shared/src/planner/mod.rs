@@ -28,7 +28,7 @@ pub use backoff::backoff;
 pub use compile::CompiledFlow;
 pub use job_builder::{BuildJobError, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
-pub use naming::{MAX_JOB_NAME, job_name};
+pub use naming::{MAX_JOB_NAME, job_name, resource_name};
 pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
 pub use resources::resource_objects;
 

@@ -1,11 +1,12 @@
 //! `spec.resourceTemplates`: PersistentVolumeClaims and ConfigMaps created once for a flow,
-//! owned by it (garbage-collected with it) and named `<flow>-<name>`. A step's pod volume that
-//! names a template by its short name is pointed at the real object.
+//! owned by it (garbage-collected with it) and named `<flow>-<name>-<hash>` (see `naming`). A
+//! step's pod that names a template by its short name is pointed at the real object.
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
 use serde_json::{Value, json};
 
+use super::naming::resource_name;
 use crate::api::JobFlow;
 use crate::labels;
 
@@ -46,7 +47,7 @@ pub fn resource_objects(flow: &JobFlow) -> Vec<Value> {
             ] {
                 meta.remove(key);
             }
-            meta.insert("name".into(), json!(format!("{flow_name}-{short}")));
+            meta.insert("name".into(), json!(resource_name(flow, short)));
             meta.insert("namespace".into(), json!(flow.metadata.namespace));
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
             if let Some(labels) = labels.as_object_mut() {
@@ -62,7 +63,8 @@ pub fn resource_objects(flow: &JobFlow) -> Vec<Value> {
         .collect()
 }
 
-/// Points pod volumes that name a resource template (by its short name) at `<flow>-<name>`.
+/// Points what a step's pod reads of a resource template by its short name (volumes, projected
+/// volumes, env `configMapKeyRef`, `envFrom`) at the template's real object.
 pub fn point_volumes_at_resources(job: &mut Job, flow: &JobFlow) {
     let Some(templates) = &flow.spec.resource_templates else {
         return;
@@ -80,7 +82,6 @@ pub fn point_volumes_at_resources(job: &mut Job, flow: &JobFlow) {
     };
     let claims = short_names(&templates.volume_claim_templates);
     let config_maps = short_names(&templates.config_map_templates);
-    let flow_name = flow.metadata.name.as_deref().unwrap_or_default();
     let Some(pod) = job
         .spec
         .as_mut()
@@ -88,16 +89,42 @@ pub fn point_volumes_at_resources(job: &mut Job, flow: &JobFlow) {
     else {
         return;
     };
+    let config_map = |name: &mut String| {
+        if config_maps.contains(name) {
+            *name = resource_name(flow, name);
+        }
+    };
     for volume in pod.volumes.iter_mut().flatten() {
         if let Some(claim) = volume.persistent_volume_claim.as_mut()
             && claims.contains(&claim.claim_name)
         {
-            claim.claim_name = format!("{flow_name}-{}", claim.claim_name);
+            claim.claim_name = resource_name(flow, &claim.claim_name);
         }
-        if let Some(config_map) = volume.config_map.as_mut()
-            && config_maps.contains(&config_map.name)
-        {
-            config_map.name = format!("{flow_name}-{}", config_map.name);
+        if let Some(source) = volume.config_map.as_mut() {
+            config_map(&mut source.name);
+        }
+        let projected = volume.projected.as_mut().and_then(|p| p.sources.as_mut());
+        for source in projected.into_iter().flatten() {
+            if let Some(source) = source.config_map.as_mut() {
+                config_map(&mut source.name);
+            }
+        }
+    }
+    let init = pod.init_containers.iter_mut().flatten();
+    for container in pod.containers.iter_mut().chain(init) {
+        for env in container.env.iter_mut().flatten() {
+            let key_ref = env
+                .value_from
+                .as_mut()
+                .and_then(|from| from.config_map_key_ref.as_mut());
+            if let Some(key_ref) = key_ref {
+                config_map(&mut key_ref.name);
+            }
+        }
+        for source in container.env_from.iter_mut().flatten() {
+            if let Some(source) = source.config_map_ref.as_mut() {
+                config_map(&mut source.name);
+            }
         }
     }
 }
@@ -133,7 +160,11 @@ mod tests {
         let objects = resource_objects(&with_templates());
         assert_eq!(objects.len(), 2);
         assert_eq!(objects[0]["kind"], "PersistentVolumeClaim");
-        assert_eq!(objects[0]["metadata"]["name"], "etl-scratch");
+        let flow = with_templates();
+        assert_eq!(
+            objects[0]["metadata"]["name"],
+            crate::planner::resource_name(&flow, "scratch")
+        );
         assert_eq!(
             objects[0]["metadata"]["ownerReferences"][0]["kind"],
             "JobFlow"
@@ -155,10 +186,36 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .claim_name,
-            "etl-scratch"
+            resource_name(&world.flow, "scratch")
         );
-        assert_eq!(volumes[1].config_map.as_ref().unwrap().name, "etl-settings");
+        assert_eq!(
+            volumes[1].config_map.as_ref().unwrap().name,
+            resource_name(&world.flow, "settings")
+        );
         assert_eq!(volumes[2].config_map.as_ref().unwrap().name, "not-ours");
         assert!(world.step_at(t(1)).apply_resources.is_empty());
+    }
+
+    #[test]
+    fn env_and_projected_references_to_a_template_point_at_it_too() {
+        let mut flow = with_templates();
+        flow.spec.steps[0].template.as_mut().unwrap()["spec"]["template"]["spec"]["initContainers"] = json!([{
+            "name": "init", "image": "busybox",
+            "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}],
+            "envFrom": [{"configMapRef": {"name": "settings"}}, {"configMapRef": {"name": "mine"}}]
+        }]);
+        flow.spec.steps[0].template.as_mut().unwrap()["spec"]["template"]["spec"]["volumes"] =
+            json!([{"name": "p", "projected": {"sources": [{"configMap": {"name": "settings"}}]}}]);
+        let real = resource_name(&flow, "settings");
+        let plan = World::new(flow).plan(t(0));
+        let pod = serde_json::to_value(pod_spec(&plan.create_jobs[0])).unwrap();
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["env"][0]["valueFrom"]["configMapKeyRef"]["name"], real);
+        assert_eq!(init["envFrom"][0]["configMapRef"]["name"], real);
+        assert_eq!(init["envFrom"][1]["configMapRef"]["name"], "mine");
+        assert_eq!(
+            pod["volumes"][0]["projected"]["sources"][0]["configMap"]["name"],
+            real
+        );
     }
 }

@@ -13,6 +13,7 @@ use super::job_outcome::{JobOutcome, job_outcome};
 use super::naming::job_name;
 use super::outputs::{ReadOutputsError, read_outputs};
 use super::state::Planning;
+use crate::api::reasons;
 use crate::api::{JobRef, StepPhase};
 
 /// How long a succeeded step waits for its pod's termination message to reach the cache.
@@ -38,9 +39,8 @@ impl Planning<'_> {
         if step.phase != StepPhase::Pending {
             return;
         }
-        let flow = self.flow.metadata.name.as_deref().unwrap_or_default();
         let attempt = step.attempt + 1;
-        let name = job_name(flow, &step.name, attempt);
+        let name = job_name(self.flow, &step.name, attempt);
         if !self.jobs.contains_key(name.as_str()) {
             return;
         }
@@ -83,7 +83,7 @@ impl Planning<'_> {
             {
                 self.attempt_failed(
                     index,
-                    "JobDeleted",
+                    reasons::JOB_DELETED,
                     format!("Job {job_name} was deleted before it finished"),
                 );
             } else {
@@ -101,7 +101,7 @@ impl Planning<'_> {
             JobOutcome::Failed { reason, message } => {
                 self.attempt_failed(
                     index,
-                    "JobFailed",
+                    reasons::JOB_FAILED,
                     format!("Job {job_name} failed ({reason}): {message}"),
                 );
             }
@@ -152,7 +152,7 @@ impl Planning<'_> {
                 Err(error) => {
                     self.attempt_failed(
                         index,
-                        "OutputsUnavailable",
+                        reasons::OUTPUTS_UNAVAILABLE,
                         format!("Job {job_name} succeeded but {error}"),
                     );
                     return;
@@ -163,12 +163,12 @@ impl Planning<'_> {
         self.end_step(
             index,
             StepPhase::Succeeded,
-            "JobSucceeded",
+            reasons::JOB_SUCCEEDED,
             format!("Job {job_name} succeeded"),
         );
         self.step_event(
             &name,
-            "StepSucceeded",
+            reasons::STEP_SUCCEEDED,
             format!("Step {name} succeeded (Job {job_name})"),
         );
     }
@@ -199,15 +199,15 @@ impl Planning<'_> {
         }
         let name = self.status.steps[index].name.clone();
         let job_name = job.metadata.name.clone().unwrap_or_default();
-        self.delete_job(&job_name, "Timeout");
+        self.delete_job(&job_name, reasons::TIMEOUT);
         self.step_warning(
             &name,
-            "StepTimeout",
+            reasons::STEP_TIMEOUT,
             format!("Step {name} exceeded timeoutSeconds ({seconds}s); Job {job_name} deleted"),
         );
         self.attempt_failed(
             index,
-            "Timeout",
+            reasons::TIMEOUT,
             format!("attempt exceeded timeoutSeconds ({seconds}s)"),
         );
     }
@@ -235,7 +235,7 @@ impl Planning<'_> {
             let message = format!(
                 "{message}; not retried: the flow used all {limit} retries of executionPolicy.backoffLimit"
             );
-            self.fail_step(index, "BackoffLimitExceeded", message);
+            self.fail_step(index, reasons::BACKOFF_LIMIT_EXCEEDED, message);
             return;
         }
         let wait = backoff(policy, retries);
@@ -257,7 +257,7 @@ impl Planning<'_> {
         self.wake_at(next);
         self.step_event(
             &name,
-            "StepRetry",
+            reasons::STEP_RETRY,
             format!(
                 "Step {name} failed ({reason}); retry {} of {} in {}s",
                 retries + 1,
@@ -272,7 +272,7 @@ impl Planning<'_> {
         let name = self.status.steps[index].name.clone();
         self.step_warning(
             &name,
-            "StepFailed",
+            reasons::STEP_FAILED,
             format!("Step {name} failed ({reason}): {message}"),
         );
         self.end_step(index, StepPhase::Failed, reason, message);

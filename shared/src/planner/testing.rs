@@ -56,6 +56,19 @@ pub fn pod_spec(job: &Job) -> &k8s_openapi::api::core::v1::PodSpec {
     job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
 }
 
+/// The readable part of a Job name, without the hash: `etl-a-1` for `etl-a-1-k2j4xz`.
+pub fn short(name: &str) -> &str {
+    name.rsplit_once('-').map_or(name, |(readable, _)| readable)
+}
+
+/// Whether `job` is named `name`, in full or by its short name.
+fn is_named(job: &Job, name: &str) -> bool {
+    job.metadata
+        .name
+        .as_deref()
+        .is_some_and(|full| full == name || short(full) == name)
+}
+
 /// A flow, the Jobs that exist for it, and the pods' termination messages.
 pub struct World {
     pub flow: JobFlow,
@@ -80,9 +93,18 @@ impl World {
     /// Plans at `now` against what the world holds.
     pub fn plan(&self, now: Timestamp) -> Plan {
         let compiled = CompiledFlow::compile(&self.flow);
+        // Messages may be keyed by a Job's short name (`etl-a-1`).
+        let termination_messages = self
+            .messages
+            .iter()
+            .map(|(name, message)| {
+                let full = self.job(name).and_then(|job| job.metadata.name.clone());
+                (full.unwrap_or_else(|| name.clone()), message.clone())
+            })
+            .collect();
         let observed = Observed {
             jobs: self.jobs.iter().collect(),
-            termination_messages: self.messages.clone(),
+            termination_messages,
             peers: self.peers.clone(),
         };
         plan(&self.flow, compiled.as_ref(), &observed, now)
@@ -114,10 +136,14 @@ impl World {
         plan
     }
 
+    /// The Job named `name`, in full or by its short name (`etl-a-1`).
     pub fn job(&self, name: &str) -> Option<&Job> {
-        self.jobs
-            .iter()
-            .find(|job| job.metadata.name.as_deref() == Some(name))
+        self.jobs.iter().find(|job| is_named(job, name))
+    }
+
+    /// Removes Job `name` (in full or by its short name), as someone deleting it would.
+    pub fn remove_job(&mut self, name: &str) {
+        self.jobs.retain(|job| !is_named(job, name));
     }
 
     /// Gives Job `name` the Job controller's verdict.
@@ -125,7 +151,7 @@ impl World {
         let job = self
             .jobs
             .iter_mut()
-            .find(|job| job.metadata.name.as_deref() == Some(name))
+            .find(|job| is_named(job, name))
             .unwrap();
         let kind = if succeeded { "Complete" } else { "Failed" };
         job.status = Some(JobStatus {

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::testing::{World, flow, job_step, pod_spec, t};
+use super::testing::{World, flow, job_step, pod_spec, short, t};
+use crate::api::reasons;
 use crate::api::{
     Backoff, BackoffType, ConcurrencyPolicy, FlowPhase, Parameter, ParameterSource, RetryPolicy,
     StepOutputs, StepPhase, StepType,
@@ -22,7 +23,7 @@ fn reason(world: &World) -> String {
 fn created(plan: &super::Plan) -> Vec<String> {
     plan.create_jobs
         .iter()
-        .map(|job| job.metadata.name.clone().unwrap())
+        .map(|job| short(job.metadata.name.as_deref().unwrap()).to_owned())
         .collect()
 }
 
@@ -46,7 +47,7 @@ fn linear_chain_runs_in_dependency_order_and_succeeds() {
     let plan = world.step_at(t(4));
     assert!(plan.create_jobs.is_empty());
     assert_eq!(phase(&world), FlowPhase::Succeeded);
-    assert_eq!(reason(&world), "FlowSucceeded");
+    assert_eq!(reason(&world), reasons::FLOW_SUCCEEDED);
     let status = world.flow.status.as_ref().unwrap();
     assert_eq!(status.completion_time.as_ref().unwrap().0, t(4));
     assert_eq!(status.start_time.as_ref().unwrap().0, t(1));
@@ -54,7 +55,7 @@ fn linear_chain_runs_in_dependency_order_and_succeeds() {
     assert!(
         plan.events
             .iter()
-            .any(|event| event.reason == "FlowSucceeded")
+            .any(|event| event.reason == reasons::FLOW_SUCCEEDED)
     );
 }
 
@@ -141,7 +142,10 @@ fn failing_world(fail_fast: bool) -> World {
 fn a_failure_skips_downstream_and_fail_fast_stops_new_steps() {
     let mut world = failing_world(true);
     assert_eq!(world.step("b").phase, StepPhase::Skipped);
-    assert_eq!(world.step("b").reason.as_deref(), Some("UpstreamFailed"));
+    assert_eq!(
+        world.step("b").reason.as_deref(),
+        Some(reasons::UPSTREAM_FAILED)
+    );
     assert!(
         world
             .step("b")
@@ -155,9 +159,9 @@ fn a_failure_skips_downstream_and_fail_fast_stops_new_steps() {
     world.finish("etl-x-1", true, t(3));
     let plan = world.step_at(t(3));
     assert!(plan.create_jobs.is_empty());
-    assert_eq!(world.step("y").reason.as_deref(), Some("FailFast"));
+    assert_eq!(world.step("y").reason.as_deref(), Some(reasons::FAIL_FAST));
     assert_eq!(phase(&world), FlowPhase::Failed);
-    assert_eq!(reason(&world), "FlowFailed");
+    assert_eq!(reason(&world), reasons::FLOW_FAILED);
 }
 
 #[test]
@@ -192,7 +196,7 @@ fn when_false_skips_the_step_and_dependents_still_run() {
     world.step_at(t(1));
     world.finish("etl-a-1", true, t(2));
     let plan = world.step_at(t(2));
-    assert_eq!(world.step("b").reason.as_deref(), Some("WhenFalse"));
+    assert_eq!(world.step("b").reason.as_deref(), Some(reasons::WHEN_FALSE));
     assert_eq!(created(&plan), ["etl-c-1"]);
 }
 
@@ -229,7 +233,11 @@ fn retries_wait_for_the_backoff_and_use_new_job_names() {
     assert_eq!(world.step("a").retry_count, 1);
     assert_eq!(world.step("a").next_attempt_time.as_ref().unwrap().0, t(15));
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(10)));
-    assert!(plan.events.iter().any(|event| event.reason == "StepRetry"));
+    assert!(
+        plan.events
+            .iter()
+            .any(|event| event.reason == reasons::STEP_RETRY)
+    );
 
     let early = world.step_at(t(14));
     assert!(early.create_jobs.is_empty());
@@ -279,12 +287,12 @@ fn backoff_limit_caps_retries_across_steps() {
     assert_eq!(world.step("b").phase, StepPhase::Failed);
     assert_eq!(
         world.step("b").reason.as_deref(),
-        Some("BackoffLimitExceeded")
+        Some(reasons::BACKOFF_LIMIT_EXCEEDED)
     );
     world.finish("etl-a-2", true, t(3));
     world.step_at(t(3));
     assert_eq!(phase(&world), FlowPhase::Failed);
-    assert_eq!(reason(&world), "BackoffLimitExceeded");
+    assert_eq!(reason(&world), reasons::BACKOFF_LIMIT_EXCEEDED);
 }
 
 #[test]
@@ -297,12 +305,12 @@ fn a_step_timeout_deletes_the_job_and_fails_the_attempt() {
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(20)));
     let plan = world.step_at(t(30));
     assert_eq!(plan.delete_jobs.len(), 1);
-    assert_eq!(plan.delete_jobs[0].reason, "Timeout");
-    assert_eq!(world.step("a").reason.as_deref(), Some("Timeout"));
+    assert_eq!(plan.delete_jobs[0].reason, reasons::TIMEOUT);
+    assert_eq!(world.step("a").reason.as_deref(), Some(reasons::TIMEOUT));
     assert!(
         plan.events
             .iter()
-            .any(|event| event.reason == "StepTimeout")
+            .any(|event| event.reason == reasons::STEP_TIMEOUT)
     );
     assert_eq!(phase(&world), FlowPhase::Failed);
 }
@@ -317,11 +325,11 @@ fn the_flow_deadline_stops_everything() {
         Some(Duration::from_secs(60))
     );
     let plan = world.step_at(t(60));
-    assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
+    assert_eq!(short(&plan.delete_jobs[0].name), "etl-a-1");
     assert_eq!(world.step("a").phase, StepPhase::Failed);
     assert_eq!(world.step("b").phase, StepPhase::Skipped);
     assert_eq!(phase(&world), FlowPhase::Failed);
-    assert_eq!(reason(&world), "ActiveDeadlineExceeded");
+    assert_eq!(reason(&world), reasons::ACTIVE_DEADLINE_EXCEEDED);
 }
 
 #[test]
@@ -345,7 +353,7 @@ fn manual_steps_wait_for_approval_once() {
     assert!(
         plan.events
             .iter()
-            .any(|event| event.reason == "StepPendingApproval")
+            .any(|event| event.reason == reasons::STEP_PENDING_APPROVAL)
     );
 
     let key = format!("{}approve", labels::APPROVE_PREFIX);
@@ -375,7 +383,7 @@ fn suspend_holds_new_steps_and_resume_continues() {
     assert!(
         plan.events
             .iter()
-            .any(|event| event.reason == "FlowResumed")
+            .any(|event| event.reason == reasons::FLOW_RESUMED)
     );
 }
 
@@ -413,9 +421,7 @@ fn a_deleted_job_fails_its_step_and_an_unseen_one_is_applied_again() {
     let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &[])]));
     world.step_at(t(0));
     // b's Job never reached the cache: the plan applies it again (idempotent).
-    world
-        .jobs
-        .retain(|job| job.metadata.name.as_deref() != Some("etl-b-1"));
+    world.remove_job("etl-b-1");
     if let Some(step) = world
         .flow
         .status
@@ -431,12 +437,13 @@ fn a_deleted_job_fails_its_step_and_an_unseen_one_is_applied_again() {
     assert_eq!(created(&observed_a), ["etl-b-1"]);
     world.apply(&observed_a, t(1));
     // a's Job was seen (uid recorded) and then deleted by someone.
-    world
-        .jobs
-        .retain(|job| job.metadata.name.as_deref() != Some("etl-a-1"));
+    world.remove_job("etl-a-1");
     world.step_at(t(2));
     assert_eq!(world.step("a").phase, StepPhase::Failed);
-    assert_eq!(world.step("a").reason.as_deref(), Some("JobDeleted"));
+    assert_eq!(
+        world.step("a").reason.as_deref(),
+        Some(reasons::JOB_DELETED)
+    );
 }
 
 #[test]
@@ -449,7 +456,10 @@ fn a_job_created_before_a_restart_is_adopted_not_duplicated() {
     let plan = world.step_at(t(1));
     assert!(plan.create_jobs.is_empty(), "{:?}", created(&plan));
     assert_eq!(world.step("a").phase, StepPhase::Running);
-    assert_eq!(world.created, ["etl-a-1"]);
+    assert_eq!(
+        world.created.iter().map(|n| short(n)).collect::<Vec<_>>(),
+        ["etl-a-1"]
+    );
 }
 
 #[test]
@@ -457,7 +467,7 @@ fn invalid_and_cyclic_flows_fail_with_the_precise_reason() {
     let mut world = World::new(flow(vec![job_step("a", &["b"]), job_step("b", &["a"])]));
     world.step_at(t(0));
     assert_eq!(phase(&world), FlowPhase::Failed);
-    assert_eq!(reason(&world), "DAGCycle");
+    assert_eq!(reason(&world), reasons::DAG_CYCLE);
     let message = &world.flow.status.as_ref().unwrap().conditions[0].message;
     assert!(message.contains("a -> b -> a"), "{message}");
 
@@ -466,7 +476,7 @@ fn invalid_and_cyclic_flows_fail_with_the_precise_reason() {
         job_step("transform", &[]),
     ]));
     world.step_at(t(0));
-    assert_eq!(reason(&world), "ValidationFailed");
+    assert_eq!(reason(&world), reasons::VALIDATION_FAILED);
     assert!(world.jobs.is_empty());
 }
 
@@ -516,9 +526,9 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
         started: false,
     });
     let plan = world.step_at(t(6));
-    assert_eq!(plan.delete_jobs[0].name, "etl-a-1");
+    assert_eq!(short(&plan.delete_jobs[0].name), "etl-a-1");
     assert_eq!(phase(&world), FlowPhase::Failed);
-    assert_eq!(reason(&world), "Replaced");
+    assert_eq!(reason(&world), reasons::REPLACED);
 }
 
 #[test]
@@ -685,7 +695,7 @@ fn when_reads_the_steps_literal_input_parameters() {
     let mut world = World::new(flow(vec![a, job_step("b", &[])]));
     let plan = world.step_at(t(0));
     assert_eq!(created(&plan), ["etl-b-1"]);
-    assert_eq!(world.step("a").reason.as_deref(), Some("WhenFalse"));
+    assert_eq!(world.step("a").reason.as_deref(), Some(reasons::WHEN_FALSE));
 }
 
 #[test]
@@ -725,5 +735,5 @@ fn within_one_creation_second_a_started_flow_counts_as_older() {
     // Under Replace the unstarted one is the newer: the started flow stops for it.
     world.peers[0].policy = ConcurrencyPolicy::Replace;
     world.step_at(t(2));
-    assert_eq!(reason(&world), "Replaced");
+    assert_eq!(reason(&world), reasons::REPLACED);
 }
