@@ -1,59 +1,98 @@
-//! Carrying a plan out, in order: resource templates, new Jobs, Job deletions, Events, then at
-//! most one write of the flow itself (its status, or its deletion).
+//! Carrying a plan out, in order: resource templates, new Jobs, Job deletions, then at most one
+//! write of the flow itself (its status, or its deletion), then Events.
+//!
+//! Objects are created, never applied over: a create cannot take over an object of the same name
+//! that another flow or a user owns. An object that exists already is this flow's only if its
+//! controller owner reference carries the flow's UID (a Job created before a crash); anything
+//! else is a name conflict. A permanent refusal (a 4xx other than 409 and 429) is reported to the
+//! planner through the flow's state, which fails the attempt or the flow; transient errors (429,
+//! 5xx, timeouts) end the reconcile and it is retried with backoff.
 
 use std::borrow::Cow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use jobflow::api::{JobFlow, JobFlowStatus};
+use jobflow::api::{JobFlow, JobFlowStatus, reasons};
 use jobflow::labels::FIELD_MANAGER;
-use jobflow::planner::{JobDeletion, Plan, PlannedEvent};
+use jobflow::planner::{JobDeletion, Plan, PlannedEvent, Refusal};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
 use crate::context::Context;
 use crate::error::{Error, chain};
 use crate::metrics::{Operation, Resource as Res};
 
-/// Carries out `plan` for `flow`. Stops at the first failed write so the status never runs ahead
-/// of what exists; Events are best effort.
+/// The longest any one write may take before the reconcile gives up on it and retries later.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a carried-out plan left for the next one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// The API server refused an object for good: plan again at once, so the refusal reaches
+    /// the status.
+    pub refused: bool,
+}
+
+/// Carries out `plan` for `flow`.
+///
+/// The status is written after the Jobs were created, so it never names a Job that was not
+/// attempted; a refused or failed Job create does not hold back what else the plan records
+/// (steps that finished meanwhile). A failed resource template or Job deletion stops before the
+/// status: the status would claim what did not happen. Events follow the status write, so a
+/// failed write does not publish them twice.
 pub async fn carry_out(
     ctx: &Context,
     flow: &JobFlow,
     namespace: &str,
     plan: &Plan,
-) -> Result<(), Error> {
+) -> Result<Carried, Error> {
+    let uid = flow.uid().unwrap_or_default();
     for resource in &plan.apply_resources {
-        apply_resource(ctx, namespace, resource).await?;
+        if let Some((name, refusal)) = create_resource(ctx, flow, namespace, resource).await? {
+            // Nothing else may happen: the flow's Jobs would mount what does not exist.
+            ctx.caches.flow_states.refuse(&uid, [(name, refusal)]);
+            return Ok(Carried { refused: true });
+        }
     }
     let mut status = Cow::Borrowed(&plan.status);
+    let mut carried = Carried::default();
+    let mut failed = None;
     for job in &plan.create_jobs {
-        if let Some(applied) = create_job(ctx, namespace, job).await? {
-            record_uid(&mut status, &applied);
-            let mut stripped = applied;
-            crate::strip::job(&mut stripped);
-            ctx.caches
-                .applied
-                .record(stripped, std::time::Instant::now());
+        match create_job(ctx, flow, namespace, job).await {
+            Ok(Created::Ours(created)) => {
+                record_uid(&mut status, &created);
+                let mut stripped = created;
+                crate::strip::job(&mut stripped);
+                ctx.caches.applied.record(stripped, Instant::now());
+            }
+            Ok(Created::Refused(name, refusal)) => {
+                tracing::warn!(job = %name, reason = refusal.reason, message = %refusal.message, "Job refused");
+                ctx.caches.flow_states.refuse(&uid, [(name, refusal)]);
+                carried.refused = true;
+            }
+            // Recorded as Running without a UID, the step's Job is created again next time.
+            Err(error) => failed = failed.or(Some(error)),
         }
     }
     for deletion in &plan.delete_jobs {
         delete_job(ctx, namespace, deletion).await?;
     }
+    if plan.delete_flow {
+        delete_flow(ctx, flow, namespace).await?;
+    } else if status_changed(flow.status.as_ref(), &status) {
+        patch_status(ctx, flow, namespace, &status).await?;
+    }
     for event in &plan.events {
         publish(ctx, flow, event).await;
     }
-    if plan.delete_flow {
-        delete_flow(ctx, flow, namespace).await
-    } else if status_changed(flow.status.as_ref(), &status) {
-        patch_status(ctx, flow, namespace, &status).await
-    } else {
-        Ok(())
-    }
+    failed.map_or(Ok(carried), Err)
 }
 
-/// Writes the UID the apply response gave `job` into the step that runs it, so the status that
+/// Writes the UID the create response gave `job` into the step that runs it, so the status that
 /// records the new Job need not be written again once the watch shows the Job.
 fn record_uid(status: &mut Cow<'_, JobFlowStatus>, job: &Job) {
     let (Some(name), Some(uid)) = (&job.metadata.name, &job.metadata.uid) else {
@@ -87,16 +126,129 @@ pub fn status_changed(current: Option<&JobFlowStatus>, planned: &JobFlowStatus) 
     }
 }
 
-fn apply_params() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER).force()
+/// Runs one API call under [`WRITE_TIMEOUT`].
+async fn within<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, kube::Error> {
+    tokio::time::timeout(WRITE_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
 }
 
-/// Server-side apply of one resource template, whatever its kind.
-async fn apply_resource(
+/// The error a timed-out call reports: a 504, which counts as transient.
+fn timed_out() -> kube::Error {
+    kube::Error::Api(Box::new(
+        kube::core::Status::failure(
+            &format!("no answer within {}s", WRITE_TIMEOUT.as_secs()),
+            "Timeout",
+        )
+        .with_code(504),
+    ))
+}
+
+/// The API server's message if `error` is a permanent refusal: a 4xx other than 409 (conflict)
+/// and 429 (too many requests). Everything else may pass if tried again.
+pub fn permanent_refusal(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(status)
+            if (400..500).contains(&status.code) && !matches!(status.code, 409 | 429) =>
+        {
+            Some(if status.message.is_empty() {
+                format!("{} ({})", status.reason, status.code)
+            } else {
+                status.message.clone()
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The outcome of creating an object the API server did not refuse with a transient error.
+enum Created<T> {
+    /// Created now, or found already created by this flow.
+    Ours(T),
+    /// Refused for good: the object's name and why.
+    Refused(String, Refusal),
+}
+
+/// Creates `object` through `api`, or finds it already created by `flow`. `reason` is the
+/// planner reason a permanent refusal gets.
+async fn create_owned<T>(
+    api: &Api<T>,
+    flow: &JobFlow,
+    object: &T,
+    kind: &str,
+    reason: &'static str,
+) -> Result<Created<T>, kube::Error>
+where
+    T: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let error = match within(api.create(&params, object)).await {
+        Ok(created) => return Ok(Created::Ours(created)),
+        Err(error) => error,
+    };
+    if let kube::Error::Api(status) = &error
+        && status.is_already_exists()
+    {
+        let existing = within(api.get(&name)).await?;
+        return Ok(match foreign_owner(flow, existing.meta()) {
+            None => Created::Ours(existing),
+            Some(owner) => Created::Refused(
+                name.clone(),
+                Refusal {
+                    reason: if reason == reasons::JOB_REJECTED {
+                        reasons::NAME_CONFLICT
+                    } else {
+                        reason
+                    },
+                    message: format!(
+                        "a {kind} named {name} already exists and belongs to {owner}, not to this \
+                         flow; delete or rename that {kind}, or rename the flow"
+                    ),
+                },
+            ),
+        });
+    }
+    match permanent_refusal(&error) {
+        Some(message) => Ok(Created::Refused(
+            name.clone(),
+            Refusal {
+                reason,
+                message: format!("the API server refused {kind} {name}: {message}"),
+            },
+        )),
+        None => Err(error),
+    }
+}
+
+/// Who controls an existing object, if not `flow` (`None` when it is the flow's own).
+fn foreign_owner(
+    flow: &JobFlow,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<String> {
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.controller == Some(true));
+    match controller {
+        Some(owner) if Some(&owner.uid) == flow.metadata.uid.as_ref() => None,
+        Some(owner) => Some(format!("{} {} (uid {})", owner.kind, owner.name, owner.uid)),
+        None => Some("no controller (someone created it by hand)".to_owned()),
+    }
+}
+
+/// Creates one resource template's object, whatever its kind; returns its name and why if the
+/// API server refused it for good.
+async fn create_resource(
     ctx: &Context,
+    flow: &JobFlow,
     namespace: &str,
     object: &serde_json::Value,
-) -> Result<(), Error> {
+) -> Result<Option<(String, Refusal)>, Error> {
     let text = |pointer: &str| object.pointer(pointer).and_then(serde_json::Value::as_str);
     let kind = text("/kind").unwrap_or_default();
     let Some(name) = text("/metadata/name") else {
@@ -107,23 +259,32 @@ async fn apply_resource(
     let api_version = text("/apiVersion").unwrap_or("v1");
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-    let ns = text("/metadata/namespace").unwrap_or(namespace);
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &resource);
-    ctx.metrics.api_write(Operation::Apply, Res::of_kind(kind));
-    api.patch(name, &apply_params(), &Patch::Apply(object))
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    let failed = |source| Error::CreateResource {
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        source,
+    };
+    let dynamic: DynamicObject = serde_json::from_value(object.clone())
+        .map_err(|error| failed(kube::Error::SerdeError(error)))?;
+    ctx.metrics.api_write(Operation::Create, Res::of_kind(kind));
+    match create_owned(&api, flow, &dynamic, kind, reasons::RESOURCE_REJECTED)
         .await
-        .map(drop)
-        .map_err(|source| Error::ApplyResource {
-            kind: kind.to_owned(),
-            name: name.to_owned(),
-            source,
-        })
+        .map_err(failed)?
+    {
+        Created::Ours(_) => Ok(None),
+        Created::Refused(name, refusal) => Ok(Some((name, refusal))),
+    }
 }
 
-/// Server-side apply of a step's Job, returning the Job the API server holds. Applying is
-/// idempotent; a conflict means the Job exists (another writer, or a cache that has not seen it
-/// yet) and is not an error.
-async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<Job>, Error> {
+/// Creates a step's Job, or finds it created by this flow before (a crash between creating it
+/// and writing the status).
+async fn create_job(
+    ctx: &Context,
+    flow: &JobFlow,
+    namespace: &str,
+    job: &Job,
+) -> Result<Created<Job>, Error> {
     let name = job
         .metadata
         .name
@@ -132,31 +293,20 @@ async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<
             kind: "Job".to_owned(),
         })?;
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    ctx.metrics.api_write(Operation::Apply, Res::Jobs);
-    match api.patch(name, &apply_params(), &Patch::Apply(job)).await {
-        Ok(applied) => {
-            tracing::debug!(job = name, "applied Job");
-            Ok(Some(applied))
-        }
-        Err(kube::Error::Api(status)) if status.is_conflict() || status.is_already_exists() => {
-            tracing::debug!(job = name, "Job exists");
-            Ok(None)
-        }
-        Err(source) => Err(Error::CreateJob {
+    ctx.metrics.api_write(Operation::Create, Res::Jobs);
+    create_owned(&api, flow, job, "Job", reasons::JOB_REJECTED)
+        .await
+        .map_err(|source| Error::CreateJob {
             name: name.to_owned(),
             source,
-        }),
-    }
+        })
 }
 
 /// Deletes a Job and, in the background, its pods. A Job already gone is fine.
 async fn delete_job(ctx: &Context, namespace: &str, deletion: &JobDeletion) -> Result<(), Error> {
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.api_write(Operation::Delete, Res::Jobs);
-    match api
-        .delete(&deletion.name, &DeleteParams::background())
-        .await
-    {
+    match within(api.delete(&deletion.name, &DeleteParams::background())).await {
         Ok(_) => {
             tracing::info!(job = %deletion.name, reason = deletion.reason, "deleted Job");
             Ok(())
@@ -193,8 +343,8 @@ async fn patch_status(
     });
     let started = Instant::now();
     ctx.metrics.api_write(Operation::PatchStatus, Res::JobFlows);
-    let mut written = api
-        .patch_status(&flow.name_any(), &apply_params(), &Patch::Apply(&body))
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut written = within(api.patch_status(&flow.name_any(), &params, &Patch::Apply(&body)))
         .await
         .map_err(|source| Error::PatchStatus { source })?;
     ctx.metrics.status_written(started.elapsed());
@@ -209,10 +359,7 @@ async fn patch_status(
 async fn delete_flow(ctx: &Context, flow: &JobFlow, namespace: &str) -> Result<(), Error> {
     let api: Api<JobFlow> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.api_write(Operation::Delete, Res::JobFlows);
-    match api
-        .delete(&flow.name_any(), &DeleteParams::background())
-        .await
-    {
+    match within(api.delete(&flow.name_any(), &DeleteParams::background())).await {
         Ok(_) => {
             tracing::info!("deleted the flow: its TTL expired");
             Ok(())

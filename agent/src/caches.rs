@@ -20,9 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::applied::AppliedJobs;
-use crate::backoff::Backoffs;
-use crate::compiled::CompiledCache;
 use crate::error::chain;
+use crate::flow_state::FlowStates;
 use crate::strip;
 use crate::triggers::{self, Triggers};
 use crate::written::Written;
@@ -40,10 +39,8 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// The controller's trigger channel.
     pub triggers: Triggers,
-    /// Compiled specs.
-    pub compiled: CompiledCache,
-    /// Reconcile failures in a row.
-    pub backoffs: Backoffs,
+    /// Per-flow state: compiled spec, reconcile failures, refused writes.
+    pub flow_states: FlowStates,
     /// Our own status writes the cache has not shown yet.
     pub written: Written,
     /// Jobs we applied that the cache has not shown yet.
@@ -79,8 +76,7 @@ impl Caches {
             jobs,
             pods,
             triggers: Triggers::default(),
-            compiled: CompiledCache::default(),
-            backoffs: Backoffs::default(),
+            flow_states: FlowStates::default(),
             written: Written::default(),
             applied: AppliedJobs::default(),
             synced: watch::Sender::new(false),
@@ -146,15 +142,13 @@ impl Caches {
 
     /// Drops the per-flow state of a deleted flow.
     fn forget(&self, uid: &str) {
-        self.compiled.forget(uid);
-        self.backoffs.succeeded(uid);
+        self.flow_states.forget(uid);
         self.written.forget(uid);
     }
 
     /// Keeps the per-flow state of `live` flows only.
     fn retain(&self, live: &HashSet<String>) {
-        self.compiled.retain(live);
-        self.backoffs.retain(live);
+        self.flow_states.retain(live);
         self.written.retain(live);
     }
 

@@ -66,7 +66,10 @@ pub async fn run(
 )]
 fn error_policy(flow: Arc<JobFlow>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failed(error.metric_label());
-    let delay = ctx.caches.backoffs.failed(&flow.uid().unwrap_or_default());
+    let delay = ctx
+        .caches
+        .flow_states
+        .reconcile_failed(&flow.uid().unwrap_or_default());
     tracing::warn!(
         flow = %ObjectRef::from_obj(&*flow),
         error = %chain(error),

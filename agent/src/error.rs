@@ -14,9 +14,9 @@ pub enum Error {
         /// The object's kind.
         kind: String,
     },
-    /// Server-side apply of a resource template (`ConfigMap`, `PersistentVolumeClaim`) failed.
-    #[error("applying {kind} {name}")]
-    ApplyResource {
+    /// Creating a resource template's object (`ConfigMap`, `PersistentVolumeClaim`) failed.
+    #[error("creating {kind} {name}")]
+    CreateResource {
         /// The object's kind.
         kind: String,
         /// The object's name.
@@ -24,7 +24,7 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
-    /// Server-side apply of a step's Job failed.
+    /// Creating a step's Job failed.
     #[error("creating Job {name}")]
     CreateJob {
         /// The Job's name.
@@ -60,7 +60,7 @@ impl Error {
         match self {
             Self::ReadNamespace => "read_namespace",
             Self::NameObject { .. } => "name_object",
-            Self::ApplyResource { .. } => "apply_resource",
+            Self::CreateResource { .. } => "create_resource",
             Self::CreateJob { .. } => "create_job",
             Self::DeleteJob { .. } => "delete_job",
             Self::PatchStatus { .. } => "patch_status",

@@ -32,6 +32,7 @@ pub fn observed<'a>(
         termination_messages: termination_messages(&jobs, pods.iter().map(AsRef::as_ref)),
         peers: peers(flow, flows.iter().map(AsRef::as_ref)),
         jobs,
+        refused: BTreeMap::new(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! One reconcile: observe from the caches, plan (pure), carry the plan out.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jobflow::api::JobFlow;
@@ -16,6 +16,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::observe;
 
+/// How soon a flow is planned again after the API server refused one of its objects.
+const REPLAN_AFTER_REFUSAL: Duration = Duration::from_millis(100);
+
 /// Reconciles one flow.
 pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -25,8 +28,8 @@ pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, 
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok() {
         ctx.caches
-            .backoffs
-            .succeeded(&flow.uid().unwrap_or_default());
+            .flow_states
+            .reconcile_succeeded(&flow.uid().unwrap_or_default());
     }
     result
 }
@@ -38,7 +41,11 @@ async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
         None => None,
     };
     let plan = plan(flow, ctx, &namespace);
-    apply::carry_out(ctx, flow, &namespace, &plan).await?;
+    let carried = apply::carry_out(ctx, flow, &namespace, &plan).await?;
+    if carried.refused {
+        // The next plan turns the refusal into the step's or the flow's failure.
+        return Ok(Action::requeue(REPLAN_AFTER_REFUSAL));
+    }
     Ok(plan
         .requeue_after
         .map_or_else(Action::await_change, Action::requeue))
@@ -48,7 +55,7 @@ async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
 /// cache borrow outlives it.
 fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
     let started = Instant::now();
-    let compiled = ctx.caches.compiled.get(flow);
+    let compiled = ctx.caches.flow_states.compiled(flow);
     let name = flow.name_any();
     let cached = ctx
         .caches
@@ -74,7 +81,11 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
             .collect(),
         None => Vec::new(),
     };
-    let observed = observe::observed(flow, &jobs, &pods, &flows);
+    let mut observed = observe::observed(flow, &jobs, &pods, &flows);
+    observed.refused = ctx
+        .caches
+        .flow_states
+        .refused(&flow.uid().unwrap_or_default());
     let plan = planner::plan(
         flow,
         compiled.as_ref().as_ref(),

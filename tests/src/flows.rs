@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::Event;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 
-use crate::wait::wait_for_object;
+use crate::wait::{POLL, wait_for, wait_for_object};
 use crate::{FakePod, fake_job};
 
 /// The image of every fake container (never pulled: kwok runs nothing).
@@ -413,12 +413,99 @@ pub async fn flow_jobs(jobs: &Api<Job>, flow: &str) -> anyhow::Result<Vec<Job>> 
     Ok(list)
 }
 
-/// The names of flow `flow`'s Jobs, sorted.
+/// A step Job's readable name, `<flow>-<step>-<attempt>` from its labels: the real name ends
+/// with a hash (`jobflow::planner::job_name`), which tests need not spell out.
+pub fn readable_job_name(job: &Job) -> String {
+    let label = |key: &str| {
+        job.labels()
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| format!("<no {key}>"))
+    };
+    format!(
+        "{}-{}-{}",
+        label(labels::FLOW),
+        label(labels::STEP),
+        label(labels::ATTEMPT)
+    )
+}
+
+/// The real name of the Job of `attempt` of `step` in flow `flow` (read from the API server for
+/// its UID), as the agent names it.
+pub async fn step_job_name(
+    flows: &Api<JobFlow>,
+    flow: &str,
+    step: &str,
+    attempt: i32,
+) -> anyhow::Result<String> {
+    let flow = flows
+        .get(flow)
+        .await
+        .with_context(|| format!("reading flow {flow}"))?;
+    Ok(jobflow::planner::job_name(&flow, step, attempt))
+}
+
+/// A Job name without its hash: `etl-load-1` for `etl-load-1-k2j4xz` (e.g. a step's `jobRef`).
+pub fn without_hash(name: &str) -> &str {
+    name.rsplit_once('-').map_or(name, |(readable, _)| readable)
+}
+
+/// The real name of the Job whose readable name is `readable` (`<flow>-<step>-<attempt>`).
+pub async fn real_job_name(jobs: &Api<Job>, readable: &str) -> anyhow::Result<String> {
+    let list = jobs
+        .list(&ListParams::default().labels(labels::MANAGED_BY))
+        .await
+        .context("listing Jobs")?;
+    list.items
+        .iter()
+        .find(|job| readable_job_name(job) == readable)
+        .map(ResourceExt::name_any)
+        .with_context(|| format!("no Job {readable}-<hash>"))
+}
+
+/// Waits until no Job reads `readable` (`<flow>-<step>-<attempt>`): it was deleted, or never was.
+pub async fn wait_for_job_deletion(
+    jobs: &Api<Job>,
+    readable: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_for(
+        &format!("Job {readable} to be deleted"),
+        timeout,
+        POLL,
+        || async {
+            let list = jobs
+                .list(&ListParams::default().labels(labels::MANAGED_BY))
+                .await?;
+            Ok((!list
+                .items
+                .iter()
+                .any(|job| readable_job_name(job) == readable))
+            .then_some(()))
+        },
+    )
+    .await
+}
+
+/// The real name of resource template `template`'s object in flow `flow` (read for its UID).
+pub async fn resource_object_name(
+    flows: &Api<JobFlow>,
+    flow: &str,
+    template: &str,
+) -> anyhow::Result<String> {
+    let flow = flows
+        .get(flow)
+        .await
+        .with_context(|| format!("reading flow {flow}"))?;
+    Ok(jobflow::planner::resource_name(&flow, template))
+}
+
+/// The readable names (`<flow>-<step>-<attempt>`) of flow `flow`'s Jobs, sorted.
 pub async fn job_names(jobs: &Api<Job>, flow: &str) -> anyhow::Result<Vec<String>> {
     let mut names: Vec<String> = flow_jobs(jobs, flow)
         .await?
         .iter()
-        .map(ResourceExt::name_any)
+        .map(readable_job_name)
         .collect();
     names.sort();
     Ok(names)
@@ -433,7 +520,7 @@ pub async fn create_flow(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result
     Ok(())
 }
 
-/// The Jobs of `flow` by name.
+/// The Jobs of `flow` by readable name (`<flow>-<step>-<attempt>`).
 pub async fn flow_jobs_by_name(
     jobs: &Api<Job>,
     flow: &str,
@@ -441,7 +528,7 @@ pub async fn flow_jobs_by_name(
     Ok(flow_jobs(jobs, flow)
         .await?
         .into_iter()
-        .map(|job| (job.name_any(), job))
+        .map(|job| (readable_job_name(&job), job))
         .collect())
 }
 

@@ -11,11 +11,11 @@ use jobflow::api::{FlowPhase, JobFlow, Step, StepPhase, StepStatus, StepType};
 use jobflow::labels;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, events_for, flow_jobs, phase, ready_message, ready_reason,
-    step_status, wait_for_flow, wait_for_phase,
+    FlowBuilder, StepBuilder, events_for, flow_jobs, phase, readable_job_name, ready_message,
+    ready_reason, real_job_name, step_status, wait_for_flow, wait_for_phase,
 };
 use jobflow_tests::jobs::pods_of;
-use jobflow_tests::{FakePod, POLL, wait_for, wait_for_object};
+use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -71,7 +71,7 @@ async fn job_names(jobs: &Api<Job>, flow: &str) -> anyhow::Result<BTreeSet<Strin
     Ok(flow_jobs(jobs, flow)
         .await?
         .iter()
-        .map(ResourceExt::name_any)
+        .map(readable_job_name)
         .collect())
 }
 
@@ -356,7 +356,13 @@ async fn suspend_holds_new_steps_and_is_the_only_change_allowed_once_started() -
             .step(StepBuilder::new("b", &FakePod::quick()).after(&["a"]))
             .build();
         flows.create(&PostParams::default(), &flow).await?;
-        wait_for_object(&jobs, "nightly-a-1", "a's Job", TIMEOUT, |_| Ok(true)).await?;
+        wait_for("a's Job", TIMEOUT, POLL, || async {
+            Ok(job_names(&jobs, "nightly")
+                .await?
+                .contains("nightly-a-1")
+                .then_some(()))
+        })
+        .await?;
 
         let suspended = flows
             .patch(
@@ -425,7 +431,7 @@ async fn suspend_holds_new_steps_and_is_the_only_change_allowed_once_started() -
 
 fn job_uid(jobs: &[Job], name: &str) -> Option<String> {
     jobs.iter()
-        .find(|job| job.name_any() == name)
+        .find(|job| readable_job_name(job) == name)
         .and_then(|job| job.metadata.uid.clone())
 }
 
@@ -487,7 +493,7 @@ async fn retry_of_a_failed_flow_reruns_only_the_failed_part() -> anyhow::Result<
         flows.create(&PostParams::default(), &flow).await?;
 
         let running = wait_for("a Running pod of pipeline-b-1", TIMEOUT, POLL, || async {
-            Ok(pods_of(&pods, "pipeline-b-1")
+            Ok(pods_of(&pods, &real_job_name(&jobs, "pipeline-b-1").await?)
                 .await?
                 .into_iter()
                 .find(|pod| {

@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, flow_completed_at, flow_jobs, phase, ready_message, ready_reason,
-    step_status, wait_for_flow, wait_for_phase,
+    FlowBuilder, StepBuilder, flow_completed_at, flow_jobs, phase, readable_job_name,
+    ready_message, ready_reason, step_status, wait_for_flow, wait_for_phase,
 };
 use jobflow_tests::jobs::created_at;
 use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
@@ -143,7 +143,7 @@ async fn replace_stops_the_older_flow_for_the_newer() -> anyhow::Result<()> {
         );
         flows.create(&PostParams::default(), &old).await?;
         let old_jobs = wait_for_jobs(&jobs, "a-old").await?;
-        let old_job = old_jobs[0].name_any();
+        let old_job = readable_job_name(&old_jobs[0]);
         assert_eq!(old_job, "a-old-long-1");
         wait_for_phase(&flows, "a-old", FlowPhase::Running, TIMEOUT).await?;
         flows.create(&PostParams::default(), &new).await?;

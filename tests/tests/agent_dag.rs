@@ -11,8 +11,8 @@ use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, create_flow, flow_completed_at, flow_jobs, flow_jobs_by_name,
-    job_args, job_finished_at, job_names, phase, ready_message, ready_reason, step_phase,
-    step_status, wait_for_phase,
+    job_args, job_finished_at, job_names, phase, ready_message, ready_reason, real_job_name,
+    step_phase, step_status, wait_for_phase,
 };
 use jobflow_tests::jobs::{created_at, finished_at};
 use jobflow_tests::{FakePod, POLL, wait_for};
@@ -264,7 +264,9 @@ async fn output_parameters_reach_later_args_and_when() -> anyhow::Result<()> {
             step_phase(&done, "shard")?,
             (StepPhase::Skipped, Some("WhenFalse".to_owned()))
         );
-        let load = jobs.get("outputs-load-1").await?;
+        let load = jobs
+            .get(&real_job_name(&jobs, "outputs-load-1").await?)
+            .await?;
         assert_eq!(job_args(&load), ["load", "--rows=42", "users"]);
         assert_eq!(
             job_names(&jobs, "outputs").await?,

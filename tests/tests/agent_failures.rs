@@ -8,11 +8,12 @@ use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, create_flow, event_reasons, events_for, flow_completed_at,
-    flow_jobs_by_name, job_names, ready_message, ready_reason, step_phase, step_status,
-    wait_for_flow, wait_for_phase, wait_for_retry,
+    flow_jobs_by_name, job_names, ready_message, ready_reason, real_job_name, step_phase,
+    step_status, wait_for_flow, wait_for_job_deletion, wait_for_phase, wait_for_retry,
+    without_hash,
 };
 use jobflow_tests::jobs::{created_at, finished_at};
-use jobflow_tests::{FakePod, POLL, wait_for, wait_for_deletion};
+use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::SignedDuration;
@@ -205,7 +206,7 @@ async fn retries_wait_for_the_backoff_before_a_new_attempt_job() -> anyhow::Resu
             "{flaky:?}"
         );
         assert_eq!(
-            flaky.job_ref.as_ref().map(|job| job.name.as_str()),
+            flaky.job_ref.as_ref().map(|job| without_hash(&job.name)),
             Some("retry-flaky-2")
         );
 
@@ -339,7 +340,7 @@ async fn a_step_timeout_deletes_the_job_and_fails_the_step() -> anyhow::Result<(
             "the step ran {ran}"
         );
         assert_eq!(ready_reason(&done), "FlowFailed");
-        wait_for_deletion(&jobs, "slow-crawl-1", Duration::from_secs(30)).await?;
+        wait_for_job_deletion(&jobs, "slow-crawl-1", Duration::from_secs(30)).await?;
         let events = wait_for_event(&events, "slow", "StepTimeout").await?;
         assert!(event_reasons(&events).iter().any(|r| r == "StepFailed"));
         Ok(())
@@ -400,7 +401,7 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
                 Some("ActiveDeadlineExceeded".to_owned())
             )
         );
-        wait_for_deletion(&jobs, "deadline-long-1", Duration::from_secs(30)).await?;
+        wait_for_job_deletion(&jobs, "deadline-long-1", Duration::from_secs(30)).await?;
         // `quick` (a 0.5 s pod) has normally finished by the deadline and keeps its Job; on a
         // loaded machine it may still run then, and is stopped like `long`. Either way the rule
         // holds: finished steps stay, running ones fail and lose their Job, nothing new starts.
@@ -411,7 +412,7 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
                 "the finished Job stays, the running one is deleted, no new one starts"
             ),
             (StepPhase::Failed, Some(reason)) if reason == "ActiveDeadlineExceeded" => {
-                wait_for_deletion(&jobs, "deadline-quick-1", Duration::from_secs(30)).await?;
+                wait_for_job_deletion(&jobs, "deadline-quick-1", Duration::from_secs(30)).await?;
                 assert!(job_names(&jobs, "deadline").await?.is_empty());
             }
             other => panic!("step quick ended {other:?}"),
@@ -496,12 +497,14 @@ async fn a_job_deleted_while_running_fails_its_step() -> anyhow::Result<()> {
             }))
         })
         .await?;
-        let job = jobs.get("victim-long-1").await?;
+        let job = jobs
+            .get(&real_job_name(&jobs, "victim-long-1").await?)
+            .await?;
         assert_eq!(
             step_status(&running, "long")?.job_ref.as_ref().unwrap().uid,
             job.uid()
         );
-        jobs.delete("victim-long-1", &DeleteParams::background())
+        jobs.delete(&job.name_any(), &DeleteParams::background())
             .await?;
 
         let done =

@@ -10,7 +10,7 @@ use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, create_flow, flow_completed_at, flow_jobs, flow_jobs_by_name,
-    wait_for_phase, wait_for_retry,
+    wait_for_phase, wait_for_retry, without_hash,
 };
 use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::batch::v1::Job;
@@ -73,7 +73,7 @@ fn check_steps(
         assert!(!string(step, "/message")?.is_empty(), "{step:#}");
         assert_eq!(field(step, "/attempt")?, attempt, "{step:#}");
         assert_eq!(field(step, "/retryCount")?, retries, "{step:#}");
-        assert_eq!(string(step, "/jobRef/name")?, job, "{step:#}");
+        assert_eq!(without_hash(string(step, "/jobRef/name")?), job, "{step:#}");
         let uid = jobs
             .get(job)
             .and_then(ResourceExt::uid)

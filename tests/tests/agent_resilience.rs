@@ -17,8 +17,9 @@ use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow::labels;
 use jobflow_tests::agent::{AgentProcess, LOG_TAIL_LINES, run_with_agent};
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, events_for, flow_jobs, phase, ready_message, step_status,
-    wait_for_flow, wait_for_phase,
+    FlowBuilder, StepBuilder, events_for, flow_jobs, job_args, phase, readable_job_name,
+    ready_message, real_job_name, resource_object_name, step_status, wait_for_flow,
+    wait_for_job_deletion, wait_for_phase,
 };
 use jobflow_tests::{
     FakePod, POLL, TestNamespace, install_crd, job_condition, kubeconfig_path, run_in_namespace,
@@ -383,7 +384,7 @@ async fn standby_writes_nothing_and_takes_over_after_a_kill_9() -> anyhow::Resul
             let before_jobs: Vec<String> = flow_jobs(&jobs, "before")
                 .await?
                 .iter()
-                .map(ResourceExt::name_any)
+                .map(readable_job_name)
                 .collect();
             assert_eq!(before_jobs, ["before-a-1", "before-b-1"]);
             Ok(())
@@ -583,7 +584,7 @@ async fn the_shipped_rbac_is_enough_to_run_a_flow() -> anyhow::Result<()> {
             .leader_election("jobflow-agent", ns.name(), "rbac-agent")
             .start()
             .await?;
-        logging_failure(&agent, run_rbac_flow(&ns, &agent)).await
+        Box::pin(logging_failure(&agent, run_rbac_flow(&ns, &agent))).await
     })
     .await
 }
@@ -662,16 +663,15 @@ async fn run_rbac_flow(ns: &TestNamespace, agent: &AgentProcess) -> anyhow::Resu
         (slow.phase, slow.reason.as_deref()),
         (StepPhase::Failed, Some("Timeout"))
     );
-    let consume = jobs.get("rbac-consume-1").await?;
-    let args = consume
-        .spec
-        .and_then(|spec| spec.template.spec)
-        .and_then(|pod| pod.containers.into_iter().next())
-        .and_then(|container| container.args)
-        .unwrap_or_default();
-    assert_eq!(args, ["load", "42"]);
-    wait_for_deletion(&jobs, "rbac-slow-1", Duration::from_secs(30)).await?;
-    let settings = ns.api::<ConfigMap>().get("rbac-settings").await?;
+    let consume = jobs
+        .get(&real_job_name(&jobs, "rbac-consume-1").await?)
+        .await?;
+    assert_eq!(job_args(&consume), ["load", "42"]);
+    wait_for_job_deletion(&jobs, "rbac-slow-1", Duration::from_secs(30)).await?;
+    let settings = ns
+        .api::<ConfigMap>()
+        .get(&resource_object_name(&flows, "rbac", "settings").await?)
+        .await?;
     assert_eq!(
         settings
             .data
@@ -681,7 +681,7 @@ async fn run_rbac_flow(ns: &TestNamespace, agent: &AgentProcess) -> anyhow::Resu
         Some("rbac")
     );
     ns.api::<PersistentVolumeClaim>()
-        .get("rbac-scratch")
+        .get(&resource_object_name(&flows, "rbac", "scratch").await?)
         .await?;
     wait_for(
         "the agent's FlowSucceeded Event",

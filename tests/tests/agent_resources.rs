@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use jobflow::api::{FlowPhase, JobFlow, ResourceTemplates};
 use jobflow_tests::FakePod;
 use jobflow_tests::agent::run_with_agent;
-use jobflow_tests::flows::{FlowBuilder, StepBuilder, flow_jobs, wait_for_phase};
+use jobflow_tests::flows::{
+    FlowBuilder, StepBuilder, flow_jobs, resource_object_name, wait_for_phase,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use kube::api::PostParams;
@@ -66,11 +68,15 @@ async fn resource_templates_become_owned_objects_that_steps_mount() -> anyhow::R
         flows.create(&PostParams::default(), &flow).await.context("creating flow res")?;
 
         let done = wait_for_phase(&flows, "res", FlowPhase::Succeeded, TIMEOUT).await?;
-        let settings = config_maps.get("res-settings").await.context("the ConfigMap res-settings")?;
+        let settings_name = resource_object_name(&flows, "res", "settings").await?;
+        let settings = config_maps.get(&settings_name).await.context("the ConfigMap settings")?;
         assert_eq!(settings.data.as_ref().and_then(|data| data.get("mode")).map(String::as_str), Some("fast"));
         assert!(owned_by_flow(&settings, &done), "res-settings is not owned by the flow: {:?}", settings.metadata);
         let claims: Api<PersistentVolumeClaim> = ns.api();
-        let scratch = claims.get("res-scratch").await.context("the PVC res-scratch")?;
+        let scratch = claims
+            .get(&resource_object_name(&flows, "res", "scratch").await?)
+            .await
+            .context("the PVC scratch")?;
         assert!(owned_by_flow(&scratch, &done), "res-scratch is not owned by the flow");
 
         let jobs: Vec<Job> = flow_jobs(&ns.api(), "res").await?;
@@ -82,7 +88,7 @@ async fn resource_templates_become_owned_objects_that_steps_mount() -> anyhow::R
             .context("the step's Job has no volumes")?;
         let names: Vec<String> =
             volumes.iter().filter_map(|volume| Some(volume.config_map.as_ref()?.name.clone())).collect();
-        assert_eq!(names, ["res-settings", "site-wide"]);
+        assert_eq!(names, [settings_name.as_str(), "site-wide"]);
         Ok(())
     })
     .await

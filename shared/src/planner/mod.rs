@@ -52,6 +52,19 @@ pub struct Observed<'a> {
     pub termination_messages: BTreeMap<String, String>,
     /// Other flows in the namespace with the same `concurrencyKey`.
     pub peers: Vec<PeerFlow>,
+    /// Objects of this flow the API server refused to create for good, by name (a step's Job
+    /// or a resource template's object): the planner fails the attempt or the flow.
+    pub refused: BTreeMap<String, Refusal>,
+}
+
+/// Why the API server would not create an object of the flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// [`JOB_REJECTED`](crate::api::reasons::JOB_REJECTED), [`NAME_CONFLICT`](crate::api::reasons::NAME_CONFLICT)
+    /// or [`RESOURCE_REJECTED`](crate::api::reasons::RESOURCE_REJECTED).
+    pub reason: &'static str,
+    /// What the API server said, or who owns the object of that name.
+    pub message: String,
 }
 
 /// Another flow sharing this flow's `concurrencyKey`.

@@ -37,7 +37,12 @@ impl Planning<'_> {
             // The flow starts now: its resource templates are applied once, before any Job
             // that mounts them.
             self.status.start_time = Some(self.now_time());
-            self.plan.apply_resources = super::resources::resource_objects(self.flow);
+            let resources = super::resources::resource_objects(self.flow);
+            if let Some(failure) = self.refused_resource(&resources) {
+                self.stop(compiled, failure);
+                return;
+            }
+            self.plan.apply_resources = resources;
         }
         self.handle_approvals(compiled);
         self.observe_running(compiled);
@@ -46,6 +51,19 @@ impl Planning<'_> {
             return;
         }
         self.schedule(compiled);
+    }
+
+    /// The API server refused one of the flow's resource templates: the flow cannot run.
+    fn refused_resource(&self, resources: &[serde_json::Value]) -> Option<FlowFailure> {
+        resources.iter().find_map(|object| {
+            let name = object.pointer("/metadata/name")?.as_str()?;
+            let kind = object.get("kind")?.as_str()?;
+            let refusal = self.observed.refused.get(name)?;
+            Some(FlowFailure {
+                reason: reasons::RESOURCE_REJECTED,
+                message: format!("{kind} {name} was not created: {}", refusal.message),
+            })
+        })
     }
 
     /// The flow's `activeDeadlineSeconds` has passed, or when it will.

@@ -76,7 +76,10 @@ impl Planning<'_> {
             return;
         };
         let Some(job) = self.jobs.get(job_name.as_str()).copied() else {
-            if self.status.steps[index]
+            if let Some(refusal) = self.observed.refused.get(&job_name) {
+                let message = format!("Job {job_name} was not created: {}", refusal.message);
+                self.attempt_failed(index, refusal.reason, message);
+            } else if self.status.steps[index]
                 .job_ref
                 .as_ref()
                 .is_some_and(|job| job.uid.is_some())
@@ -113,8 +116,11 @@ impl Planning<'_> {
         let step = self.spec_step(index);
         let attempt = self.status.steps[index].attempt;
         let outputs = self.outputs_by_step();
-        if let Ok(job) = build_job(self.flow, step, attempt, &outputs) {
-            self.plan.create_jobs.push(job);
+        match build_job(self.flow, step, attempt, &outputs) {
+            Ok(job) => self.plan.create_jobs.push(job),
+            // It was built once; a template that no longer builds (outputs gone) fails the step
+            // rather than leaving it Running with no Job.
+            Err(error) => self.fail_step(index, reasons::JOB_NOT_BUILT, error.to_string()),
         }
     }
 

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use super::{CompiledFlow, Observed, PeerFlow, Plan, plan};
+use super::{CompiledFlow, Observed, PeerFlow, Plan, Refusal, plan};
 use crate::api::{JobFlow, JobFlowSpec, Step, StepStatus};
 
 /// The simulated clock's start.
@@ -75,6 +75,8 @@ pub struct World {
     pub jobs: Vec<Job>,
     pub messages: BTreeMap<String, String>,
     pub peers: Vec<PeerFlow>,
+    /// Objects the API server refused, by name (full or short).
+    pub refused: BTreeMap<String, Refusal>,
     /// Every Job name ever created, in order.
     pub created: Vec<String>,
 }
@@ -86,6 +88,7 @@ impl World {
             jobs: Vec::new(),
             messages: BTreeMap::new(),
             peers: Vec::new(),
+            refused: BTreeMap::new(),
             created: Vec::new(),
         }
     }
@@ -106,14 +109,19 @@ impl World {
             jobs: self.jobs.iter().collect(),
             termination_messages,
             peers: self.peers.clone(),
+            refused: self.refused.clone(),
         };
         plan(&self.flow, compiled.as_ref(), &observed, now)
     }
 
-    /// Carries a plan out the way the agent and the API server would.
+    /// Carries a plan out the way the agent and the API server would (refused Jobs are not
+    /// created).
     pub fn apply(&mut self, plan: &Plan, now: Timestamp) {
         for job in &plan.create_jobs {
             let name = job.metadata.name.clone().unwrap();
+            if self.refused.contains_key(&name) || self.refused.contains_key(short(&name)) {
+                continue;
+            }
             if self.job(&name).is_none() {
                 let mut job = job.clone();
                 job.metadata.uid = Some(format!("uid-{name}"));

@@ -737,3 +737,82 @@ fn within_one_creation_second_a_started_flow_counts_as_older() {
     world.step_at(t(2));
     assert_eq!(reason(&world), reasons::REPLACED);
 }
+
+fn refusal(reason: &'static str, message: &str) -> super::Refusal {
+    super::Refusal {
+        reason,
+        message: message.to_owned(),
+    }
+}
+
+#[test]
+fn a_refused_job_fails_its_attempt_and_retries_apply() {
+    let mut a = job_step("a", &[]);
+    a.retry_policy = Some(retrying(1, "10s"));
+    let mut world = World::new(flow(vec![a, job_step("b", &[])]));
+    world.refused.insert(
+        "etl-a-1".into(),
+        refusal(
+            reasons::JOB_REJECTED,
+            "Job.batch is invalid: spec.template: bad",
+        ),
+    );
+    let plan = world.step_at(t(0));
+    assert_eq!(created(&plan), ["etl-a-1", "etl-b-1"]);
+    // The agent reported the refusal; the next pass fails the attempt and records b's verdict.
+    let name = plan.create_jobs[0].metadata.name.clone().unwrap();
+    world.refused = [(name, refusal(reasons::JOB_REJECTED, "Job.batch is invalid"))].into();
+    world.finish("etl-b-1", true, t(1));
+    world.step_at(t(1));
+    let a = world.step("a");
+    assert_eq!(a.phase, StepPhase::Pending);
+    assert_eq!(a.reason.as_deref(), Some(reasons::JOB_REJECTED));
+    assert!(
+        a.message
+            .as_deref()
+            .unwrap()
+            .contains("Job.batch is invalid"),
+        "{a:?}"
+    );
+    assert_eq!(world.step("b").phase, StepPhase::Succeeded);
+    assert_eq!(created(&world.step_at(t(11))), ["etl-a-2"]);
+    let name = world.step("a").job_ref.clone().unwrap().name;
+    world.refused.insert(
+        name,
+        refusal(reasons::NAME_CONFLICT, "owned by someone else"),
+    );
+    world.remove_job("etl-a-2");
+    world.step_at(t(12));
+    assert_eq!(world.step("a").phase, StepPhase::Failed);
+    assert_eq!(
+        world.step("a").reason.as_deref(),
+        Some(reasons::NAME_CONFLICT)
+    );
+    assert_eq!(phase(&world), FlowPhase::Failed);
+}
+
+#[test]
+fn a_refused_resource_template_fails_the_flow_before_any_job() {
+    let mut f = flow(vec![job_step("a", &[])]);
+    f.spec.resource_templates = Some(crate::api::ResourceTemplates {
+        config_map_templates: vec![serde_json::json!({"metadata": {"name": "settings"}})],
+        ..crate::api::ResourceTemplates::default()
+    });
+    let name = super::resource_name(&f, "settings");
+    let mut world = World::new(f);
+    world.refused.insert(
+        name.clone(),
+        refusal(reasons::RESOURCE_REJECTED, "exceeded quota: configmaps=0"),
+    );
+    let plan = world.step_at(t(0));
+    assert!(plan.create_jobs.is_empty());
+    assert!(plan.apply_resources.is_empty());
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    assert_eq!(reason(&world), reasons::RESOURCE_REJECTED);
+    let message = &world.flow.status.as_ref().unwrap().conditions[0].message;
+    assert!(
+        message.contains(&name) && message.contains("exceeded quota"),
+        "{message}"
+    );
+    assert_eq!(world.step("a").phase, StepPhase::Skipped);
+}
