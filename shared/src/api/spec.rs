@@ -406,6 +406,17 @@ pub struct Artifact {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+impl Parameter {
+    /// Whether the input reaches the step's containers as an env var (`valueFrom` a Secret or
+    /// ConfigMap key, no literal `value`), named after the parameter.
+    pub fn is_env_input(&self) -> bool {
+        self.value.is_none()
+            && self.value_from.as_ref().is_some_and(|source| {
+                source.secret_key_ref.is_some() || source.config_map_key_ref.is_some()
+            })
+    }
+}
+
 impl JobFlow {
     /// Every step of the flow, regular steps first, then finally steps.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
