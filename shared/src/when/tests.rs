@@ -132,7 +132,7 @@ fn reading_steps_whole_is_rejected() {
         "size(steps) == 3",
         r#"steps[parameters.step].phase == "Failed""#,
         r#""build" in steps"#,
-        r#"[steps].size() == 1"#,
+        "[steps].size() == 1",
     ] {
         assert_eq!(
             When::parse(source).unwrap_err(),
