@@ -7,7 +7,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use jobflow::api::{JobFlow, JobFlowStatus};
 use jobflow::labels::FIELD_MANAGER;
-use jobflow::planner::{JobDeletion, Plan, PlannedEvent};
+use jobflow::planner::{BuiltJob, JobDeletion, Plan, PlannedEvent};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -123,7 +123,7 @@ async fn apply_resource(
 /// Server-side apply of a step's Job, returning the Job the API server holds. Applying is
 /// idempotent; a conflict means the Job exists (another writer, or a cache that has not seen it
 /// yet) and is not an error.
-async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<Job>, Error> {
+async fn create_job(ctx: &Context, namespace: &str, job: &BuiltJob) -> Result<Option<Job>, Error> {
     let name = job
         .metadata
         .name
@@ -133,7 +133,10 @@ async fn create_job(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<
         })?;
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.api_write(Operation::Apply, Res::Jobs);
-    match api.patch(name, &apply_params(), &Patch::Apply(job)).await {
+    match api
+        .patch(name, &apply_params(), &Patch::Apply(job.manifest()))
+        .await
+    {
         Ok(applied) => {
             tracing::debug!(job = name, "applied Job");
             Ok(Some(applied))
