@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use jobflow::api::{JobFlow, JobFlowStatus, reasons};
 use jobflow::labels::FIELD_MANAGER;
-use jobflow::planner::{JobDeletion, Plan, PlannedEvent, Refusal};
+use jobflow::planner::{BuiltJob, JobDeletion, Plan, PlannedEvent, Refusal};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -169,24 +169,31 @@ enum Created<T> {
     Refused(String, Refusal),
 }
 
-/// Creates `object` through `api`, or finds it already created by `flow`. `reason` is the
-/// planner reason a permanent refusal gets.
+/// Creates `manifest`, the object `name` of `api`'s resource (posted as is, so fields our
+/// typed models do not know reach the API server), or finds it already created by `flow`.
+/// `reason` is the planner reason a permanent refusal gets.
 async fn create_owned<T>(
     api: &Api<T>,
     flow: &JobFlow,
-    object: &T,
+    name: &str,
+    manifest: &serde_json::Value,
     kind: &str,
     reason: &'static str,
 ) -> Result<Created<T>, kube::Error>
 where
-    T: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    T: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let name = object.meta().name.clone().unwrap_or_default();
+    let name = name.to_owned();
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
         ..PostParams::default()
     };
-    let error = match within(api.create(&params, object)).await {
+    let body = serde_json::to_vec(manifest).map_err(kube::Error::SerdeError)?;
+    let request = kube::core::Request::new(api.resource_url())
+        .create(&params, body)
+        .map_err(kube::Error::BuildRequest)?;
+    let client = api.clone().into_client();
+    let error = match within(client.request::<T>(request)).await {
         Ok(created) => return Ok(Created::Ours(created)),
         Err(error) => error,
     };
@@ -265,10 +272,8 @@ async fn create_resource(
         name: name.to_owned(),
         source,
     };
-    let dynamic: DynamicObject = serde_json::from_value(object.clone())
-        .map_err(|error| failed(kube::Error::SerdeError(error)))?;
     ctx.metrics.api_write(Operation::Create, Res::of_kind(kind));
-    match create_owned(&api, flow, &dynamic, kind, reasons::RESOURCE_REJECTED)
+    match create_owned(&api, flow, name, object, kind, reasons::RESOURCE_REJECTED)
         .await
         .map_err(failed)?
     {
@@ -283,7 +288,7 @@ async fn create_job(
     ctx: &Context,
     flow: &JobFlow,
     namespace: &str,
-    job: &Job,
+    job: &BuiltJob,
 ) -> Result<Created<Job>, Error> {
     let name = job
         .metadata
@@ -294,12 +299,19 @@ async fn create_job(
         })?;
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     ctx.metrics.api_write(Operation::Create, Res::Jobs);
-    create_owned(&api, flow, job, "Job", reasons::JOB_REJECTED)
-        .await
-        .map_err(|source| Error::CreateJob {
-            name: name.to_owned(),
-            source,
-        })
+    create_owned(
+        &api,
+        flow,
+        name,
+        job.manifest(),
+        "Job",
+        reasons::JOB_REJECTED,
+    )
+    .await
+    .map_err(|source| Error::CreateJob {
+        name: name.to_owned(),
+        source,
+    })
 }
 
 /// Deletes a Job and, in the background, its pods. A Job already gone is fine.

@@ -12,7 +12,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use jobflow::api::{JobFlow, JobFlowSpec, Step};
-use jobflow::planner::{CompiledFlow, Observed, plan};
+use jobflow::planner::{BuiltJob, CompiledFlow, Observed, plan};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
@@ -73,7 +73,7 @@ fn half_done(size: usize, now: Timestamp) -> (JobFlow, Vec<Job>) {
         let wave = next.create_jobs.len();
         // The wave just started has already completed when the benchmark looks, so the
         // measured plan records its results and starts the next wave.
-        for mut job in next.create_jobs {
+        for mut job in next.create_jobs.into_iter().map(BuiltJob::into_job) {
             job.metadata.uid = Some(format!(
                 "uid-{}",
                 job.metadata.name.clone().unwrap_or_default()

@@ -7,5 +7,7 @@ pub mod crd;
 pub mod dag;
 pub mod labels;
 pub mod planner;
+pub mod references;
+pub mod unmodeled;
 pub mod validation;
 pub mod when;

@@ -244,7 +244,9 @@ pub struct Step {
     #[schemars(range(min = 1))]
     pub timeout_seconds: Option<i64>,
 
-    /// A whole batch/v1 Job (apiVersion, kind, metadata, spec). Required for Job steps.
+    /// A whole batch/v1 Job (apiVersion, kind, metadata, spec). Required for Job steps. Kept as
+    /// written apart from the fields the agent sets; its `spec.ttlSecondsAfterFinished` is
+    /// removed (the flow's TTL governs its Jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::preserved_object")]
     pub template: Option<serde_json::Value>,
@@ -325,7 +327,8 @@ pub struct StepInputs {
     /// Parameters substituted as `{{inputs.parameters.<name>}}` into the template's strings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<Parameter>,
-    /// Artifacts the step expects.
+    /// Not supported yet (refused by validation): share files through
+    /// `spec.resourceTemplates.volumeClaimTemplates` instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<Artifact>,
 }
@@ -336,7 +339,8 @@ pub struct StepOutputs {
     /// Parameters read from the succeeded pod's termination message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<Parameter>,
-    /// Artifacts the step leaves.
+    /// Not supported yet (refused by validation): share files through
+    /// `spec.resourceTemplates.volumeClaimTemplates` instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<Artifact>,
 }
@@ -385,7 +389,7 @@ pub struct KeyRef {
     pub optional: Option<bool>,
 }
 
-/// An artifact: a named file path in the step's containers.
+/// An artifact: a named file path in the step's containers. Not supported yet.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct Artifact {
@@ -404,6 +408,17 @@ pub struct Artifact {
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Parameter {
+    /// Whether the input reaches the step's containers as an env var (`valueFrom` a Secret or
+    /// ConfigMap key, no literal `value`), named after the parameter.
+    pub fn is_env_input(&self) -> bool {
+        self.value.is_none()
+            && self.value_from.as_ref().is_some_and(|source| {
+                source.secret_key_ref.is_some() || source.config_map_key_ref.is_some()
+            })
+    }
 }
 
 impl JobFlow {

@@ -1,10 +1,13 @@
 //! Builds the complete batch/v1 Job of one step attempt from the step's template.
 //!
 //! Parameters are substituted into string values only (never evaluated); Secret and ConfigMap
-//! inputs reach the containers as env `valueFrom`, so their values never enter the Job, the
-//! status or a log.
+//! inputs reach every container and init container as env `valueFrom`, ahead of the
+//! template's own env, so their values never enter the Job, the status or a log. The
+//! template's `ttlSecondsAfterFinished` is removed (the flow's TTL governs its Jobs), and
+//! fields the typed Job of Kubernetes 1.33 does not model are kept as written.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 
 use k8s_openapi::api::batch::v1::{
     Job, PodFailurePolicy as JobPodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
@@ -17,8 +20,10 @@ use kube::Resource;
 use serde_json::Value;
 
 use super::naming::job_name;
-use crate::api::{JobFlow, PodFailurePolicy, Step};
+use crate::api::{JobFlow, Parameter, PodFailurePolicy, Step};
 use crate::labels;
+use crate::references::{Reference, split_braces};
+use crate::unmodeled::{restore, unmodeled_fields};
 
 /// Why a step's Job could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,13 +60,42 @@ pub enum BuildJobError {
 /// Outputs of earlier steps, by step name, for `{{steps.<step>.outputs.<name>}}`.
 pub type StepOutputs<'a> = BTreeMap<&'a str, &'a BTreeMap<String, String>>;
 
+/// A step attempt's Job: the typed Job the planner reads, and the manifest the agent applies,
+/// which also keeps the template's fields the typed Job does not model (newer than Kubernetes
+/// 1.33, or misspelled: the API server judges them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuiltJob {
+    job: Job,
+    manifest: Value,
+}
+
+impl BuiltJob {
+    /// The whole Job to apply.
+    pub fn manifest(&self) -> &Value {
+        &self.manifest
+    }
+
+    /// The typed Job, without the fields it does not model.
+    pub fn into_job(self) -> Job {
+        self.job
+    }
+}
+
+impl Deref for BuiltJob {
+    type Target = Job;
+
+    fn deref(&self) -> &Job {
+        &self.job
+    }
+}
+
 /// Builds the Job of `attempt` (from 1) of `step`.
 pub fn build_job(
     flow: &JobFlow,
     step: &Step,
     attempt: i32,
     outputs: &StepOutputs<'_>,
-) -> Result<Job, BuildJobError> {
+) -> Result<BuiltJob, BuildJobError> {
     let flow_name = flow.metadata.name.clone().unwrap_or_default();
     let mut template = step
         .template
@@ -70,12 +104,13 @@ pub fn build_job(
             step: step.name.clone(),
         })?;
     let resolver = Resolver::new(flow, step, attempt, outputs)?;
-    substitute_strings(&mut template, &resolver)?;
-    let mut job: Job =
-        serde_json::from_value(template).map_err(|error| BuildJobError::InvalidTemplate {
-            step: step.name.clone(),
-            message: error.to_string(),
-        })?;
+    substitute_strings(&mut template, &resolver, &mut Vec::new())?;
+    let invalid = |error: serde_json::Error| BuildJobError::InvalidTemplate {
+        step: step.name.clone(),
+        message: error.to_string(),
+    };
+    let mut job: Job = serde_json::from_value(template.clone()).map_err(invalid)?;
+    let unmodeled = unmodeled_fields(&template, &serde_json::to_value(&job).map_err(invalid)?);
     let owner = flow
         .controller_owner_ref(&())
         .ok_or(BuildJobError::FlowWithoutUid)?;
@@ -113,6 +148,9 @@ pub fn build_job(
     merge(&mut meta.annotations, &step_annotations, &BTreeMap::new());
 
     let spec = job.spec.get_or_insert_with(Default::default);
+    // The Job controller would delete a finished Job before the flow records its outcome
+    // (it would read as JobDeleted); the flow's TTL deletes its Jobs with it.
+    spec.ttl_seconds_after_finished = None;
     let pod_meta = spec.template.metadata.get_or_insert_with(Default::default);
     merge(&mut pod_meta.labels, &step_labels, &our_labels);
     merge(
@@ -129,12 +167,15 @@ pub fn build_job(
             .map(native_pod_failure_policy);
     }
     if let Some(pod_spec) = spec.template.spec.as_mut() {
-        for container in &mut pod_spec.containers {
+        let init_containers = pod_spec.init_containers.iter_mut().flatten();
+        for container in pod_spec.containers.iter_mut().chain(init_containers) {
             add_env(container, &resolver.env);
         }
     }
     super::resources::point_volumes_at_resources(&mut job, flow);
-    Ok(job)
+    let mut manifest = serde_json::to_value(&job).map_err(invalid)?;
+    restore(&mut manifest, &unmodeled);
+    Ok(BuiltJob { job, manifest })
 }
 
 /// The step's literal input parameters, with references to earlier steps' outputs resolved,
@@ -173,16 +214,20 @@ fn merge(
     map.extend(ours.iter().map(|(k, v)| (k.clone(), v.clone())));
 }
 
+/// Puts `env` ahead of the container's own env, so `$(NAME)` in its values expands (the
+/// kubelet expands only names defined earlier). A name the container defines itself is
+/// skipped (validation rejects such a clash).
 fn add_env(container: &mut Container, env: &[EnvVar]) {
     if env.is_empty() {
         return;
     }
     let vars = container.env.get_or_insert_with(Vec::new);
-    for var in env {
-        if !vars.iter().any(|existing| existing.name == var.name) {
-            vars.push(var.clone());
-        }
-    }
+    let ours: Vec<EnvVar> = env
+        .iter()
+        .filter(|var| !vars.iter().any(|existing| existing.name == var.name))
+        .cloned()
+        .collect();
+    vars.splice(0..0, ours);
 }
 
 fn native_pod_failure_policy(policy: &PodFailurePolicy) -> JobPodFailurePolicy {
@@ -217,7 +262,10 @@ struct Resolver<'a> {
     flow_name: String,
     flow_namespace: String,
     attempt: i32,
+    /// Input parameter values, with upstream outputs substituted as they are.
     parameters: BTreeMap<String, String>,
+    /// The same, with `$(` in upstream outputs escaped for where the kubelet expands `$(VAR)`.
+    escaped_parameters: BTreeMap<String, String>,
     outputs: &'a StepOutputs<'a>,
     env: Vec<EnvVar>,
 }
@@ -235,6 +283,7 @@ impl<'a> Resolver<'a> {
             flow_namespace: flow.metadata.namespace.clone().unwrap_or_default(),
             attempt,
             parameters: BTreeMap::new(),
+            escaped_parameters: BTreeMap::new(),
             outputs,
             env: Vec::new(),
         };
@@ -244,36 +293,20 @@ impl<'a> Resolver<'a> {
             .map(|inputs| inputs.parameters.as_slice())
             .unwrap_or_default();
         for parameter in inputs {
-            let source = parameter.value_from.as_ref();
-            let value = if let Some(value) = &parameter.value {
+            let (value, escaped) = if let Some(value) = &parameter.value {
                 // A literal may itself name an earlier step's output.
-                substitute(value, &resolver)?
-            } else if let Some(key) = source.and_then(|s| s.secret_key_ref.as_ref()) {
-                resolver.env.push(env_from(
-                    &parameter.name,
-                    EnvVarSource {
-                        secret_key_ref: Some(SecretKeySelector {
-                            name: key.name.clone(),
-                            key: key.key.clone(),
-                            optional: key.optional,
-                        }),
-                        ..EnvVarSource::default()
-                    },
-                ));
-                format!("$({})", parameter.name)
-            } else if let Some(key) = source.and_then(|s| s.config_map_key_ref.as_ref()) {
-                resolver.env.push(env_from(
-                    &parameter.name,
-                    EnvVarSource {
-                        config_map_key_ref: Some(ConfigMapKeySelector {
-                            name: key.name.clone(),
-                            key: key.key.clone(),
-                            optional: key.optional,
-                        }),
-                        ..EnvVarSource::default()
-                    },
-                ));
-                format!("$({})", parameter.name)
+                (
+                    substitute(value, &resolver, Expansion::Literal)?,
+                    substitute(value, &resolver, Expansion::Kubelet)?,
+                )
+            } else if let Some(env_source) = env_source(parameter) {
+                resolver.env.push(EnvVar {
+                    name: parameter.name.clone(),
+                    value: None,
+                    value_from: Some(env_source),
+                });
+                let reference = format!("$({})", parameter.name);
+                (reference.clone(), reference)
             } else {
                 return Err(BuildJobError::UnresolvedReference {
                     step: step.name.clone(),
@@ -284,6 +317,9 @@ impl<'a> Resolver<'a> {
                 });
             };
             resolver.parameters.insert(parameter.name.clone(), value);
+            resolver
+                .escaped_parameters
+                .insert(parameter.name.clone(), escaped);
         }
         Ok(resolver)
     }
@@ -296,79 +332,152 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The value of `reference` (the text between the braces, trimmed), or None when the
-    /// reference is not one of ours and stays as written.
-    fn resolve(&self, reference: &str) -> Option<Result<String, BuildJobError>> {
-        let parts: Vec<&str> = reference.split('.').collect();
-        match parts.as_slice() {
-            ["inputs", "parameters", name] => {
-                Some(self.parameters.get(*name).cloned().ok_or_else(|| {
+    /// The value of `reference` (the text between the braces, trimmed) for a string the kubelet
+    /// expands or not, or None when the reference is not one of ours and stays as written.
+    fn resolve(
+        &self,
+        reference: &str,
+        expansion: Expansion,
+    ) -> Option<Result<String, BuildJobError>> {
+        Some(match Reference::parse(reference)? {
+            Reference::Input(name) => {
+                let parameters = match expansion {
+                    Expansion::Literal => &self.parameters,
+                    Expansion::Kubelet => &self.escaped_parameters,
+                };
+                parameters.get(name).cloned().ok_or_else(|| {
                     self.unresolved(
                         reference,
                         format!("the step declares no input parameter {name:?}"),
                     )
-                }))
-            }
-            ["steps", step, "outputs", name] | ["steps", step, "outputs", "parameters", name] => {
-                Some(match self.outputs.get(step) {
-                    None => Err(self.unresolved(
-                        reference,
-                        format!("step {step:?} has no outputs (did it succeed?)"),
-                    )),
-                    Some(values) => values.get(*name).cloned().ok_or_else(|| {
-                        self.unresolved(reference, format!("step {step:?} has no output {name:?}"))
-                    }),
                 })
             }
-            ["flow" | "workflow", "name"] => Some(Ok(self.flow_name.clone())),
-            ["flow" | "workflow", "namespace"] => Some(Ok(self.flow_namespace.clone())),
-            ["step", "name"] => Some(Ok(self.step.name.clone())),
-            ["step", "attempt"] => Some(Ok(self.attempt.to_string())),
-            _ => None,
-        }
+            Reference::StepOutput { step, name } => match self.outputs.get(step) {
+                None => Err(self.unresolved(
+                    reference,
+                    format!("step {step:?} has no outputs (did it succeed?)"),
+                )),
+                Some(values) => values
+                    .get(name)
+                    .map(|value| expansion.protect(value))
+                    .ok_or_else(|| {
+                        self.unresolved(reference, format!("step {step:?} has no output {name:?}"))
+                    }),
+            },
+            Reference::FlowName => Ok(self.flow_name.clone()),
+            Reference::FlowNamespace => Ok(self.flow_namespace.clone()),
+            Reference::StepName => Ok(self.step.name.clone()),
+            Reference::StepAttempt => Ok(self.attempt.to_string()),
+        })
     }
 }
 
-fn env_from(name: &str, source: EnvVarSource) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value: None,
-        value_from: Some(source),
+/// The env source of a Secret or ConfigMap input.
+fn env_source(parameter: &Parameter) -> Option<EnvVarSource> {
+    if !parameter.is_env_input() {
+        return None;
+    }
+    let source = parameter.value_from.as_ref()?;
+    if let Some(key) = &source.secret_key_ref {
+        return Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: key.name.clone(),
+                key: key.key.clone(),
+                optional: key.optional,
+            }),
+            ..EnvVarSource::default()
+        });
+    }
+    source.config_map_key_ref.as_ref().map(|key| EnvVarSource {
+        config_map_key_ref: Some(ConfigMapKeySelector {
+            name: key.name.clone(),
+            key: key.key.clone(),
+            optional: key.optional,
+        }),
+        ..EnvVarSource::default()
+    })
+}
+
+/// Whether the kubelet expands `$(VAR)` in a string: container `command`, `args` and env
+/// values do. There an upstream output's `$(` is written `$$(`, so the output reads as it was
+/// produced and never names one of the step's env vars (a Secret input, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expansion {
+    /// Taken as written.
+    Literal,
+    /// `$(VAR)` is expanded by the kubelet.
+    Kubelet,
+}
+
+impl Expansion {
+    /// The place a string at `path` (object keys, `[]` for array elements) in a Job is.
+    fn at(path: &[&str]) -> Self {
+        const POD: [&str; 3] = ["spec", "template", "spec"];
+        let Some(rest) = path.strip_prefix(POD.as_slice()) else {
+            return Self::Literal;
+        };
+        match rest {
+            [
+                "containers" | "initContainers",
+                "[]",
+                "command" | "args",
+                "[]",
+            ]
+            | ["containers" | "initContainers", "[]", "env", "[]", "value"] => Self::Kubelet,
+            _ => Self::Literal,
+        }
+    }
+
+    fn protect(self, output: &str) -> String {
+        match self {
+            Self::Literal => output.to_owned(),
+            Self::Kubelet => output.replace("$(", "$$("),
+        }
     }
 }
 
 /// Replaces our `{{...}}` references in one string.
-fn substitute(text: &str, resolver: &Resolver<'_>) -> Result<String, BuildJobError> {
+fn substitute(
+    text: &str,
+    resolver: &Resolver<'_>,
+    expansion: Expansion,
+) -> Result<String, BuildJobError> {
+    let (braces, rest) = split_braces(text);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start + 2..].find("}}") else {
-            break;
-        };
-        let reference = rest[start + 2..start + 2 + len].trim();
-        out.push_str(&rest[..start]);
-        match resolver.resolve(reference) {
+    for found in braces {
+        out.push_str(found.before);
+        match resolver.resolve(found.inner, expansion) {
             Some(value) => out.push_str(&value?),
-            None => out.push_str(&rest[start..start + 2 + len + 2]),
+            None => out.push_str(found.whole),
         }
-        rest = &rest[start + 2 + len + 2..];
     }
     out.push_str(rest);
     Ok(out)
 }
 
-/// Substitutes references in every string value of `value` (keys are left alone).
-fn substitute_strings(value: &mut Value, resolver: &Resolver<'_>) -> Result<(), BuildJobError> {
+/// Substitutes references in every string value of `value` (keys are left alone); `path` is
+/// where `value` is in the Job.
+fn substitute_strings<'k>(
+    value: &'k mut Value,
+    resolver: &Resolver<'_>,
+    path: &mut Vec<&'k str>,
+) -> Result<(), BuildJobError> {
     match value {
-        Value::String(text) if text.contains("{{") => *text = substitute(text, resolver)?,
+        Value::String(text) if text.contains("{{") => {
+            *text = substitute(text, resolver, Expansion::at(path))?;
+        }
         Value::Array(items) => {
+            path.push("[]");
             for item in items {
-                substitute_strings(item, resolver)?;
+                substitute_strings(item, resolver, path)?;
             }
+            path.pop();
         }
         Value::Object(map) => {
-            for item in map.values_mut() {
-                substitute_strings(item, resolver)?;
+            for (key, item) in map.iter_mut() {
+                path.push(key.as_str());
+                substitute_strings(item, resolver, path)?;
+                path.pop();
             }
         }
         _ => {}

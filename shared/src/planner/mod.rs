@@ -26,7 +26,7 @@ mod tests;
 
 pub use backoff::backoff;
 pub use compile::CompiledFlow;
-pub use job_builder::{BuildJobError, build_job};
+pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name, resource_name};
 pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
@@ -109,8 +109,8 @@ pub struct JobDeletion {
 /// What must happen next for one flow.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// Complete batch/v1 Jobs to create with server-side apply.
-    pub create_jobs: Vec<Job>,
+    /// Complete batch/v1 Jobs to create with server-side apply (their manifests).
+    pub create_jobs: Vec<BuiltJob>,
     /// Jobs to delete (background propagation).
     pub delete_jobs: Vec<JobDeletion>,
     /// PersistentVolumeClaims and ConfigMaps from `resourceTemplates`, complete objects to apply.

@@ -123,7 +123,8 @@ impl World {
                 continue;
             }
             if self.job(&name).is_none() {
-                let mut job = job.clone();
+                // What the API server stores: the manifest the agent applies.
+                let mut job: Job = serde_json::from_value(job.manifest().clone()).unwrap();
                 job.metadata.uid = Some(format!("uid-{name}"));
                 job.metadata.creation_timestamp = Some(Time(now));
                 self.jobs.push(job);

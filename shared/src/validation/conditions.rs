@@ -23,7 +23,6 @@ pub(super) fn check_conditions(
         match When::parse(source) {
             Err(error) => problems.invalid(path, error.to_string()),
             Ok(when) => {
-                let upstream = upstream_of(located, steps, index_by_name);
                 for name in when.referenced_steps() {
                     let Some(&index) = index_by_name.get(name.as_str()) else {
                         problems.invalid(
@@ -32,9 +31,7 @@ pub(super) fn check_conditions(
                         );
                         continue;
                     };
-                    let ended_by_then = upstream.contains(name.as_str())
-                        || (located.finally && !steps[index].finally);
-                    if !ended_by_then {
+                    if !ended_before(located, &steps[index], steps, index_by_name) {
                         problems.invalid(
                             path.clone(),
                             format!(
@@ -47,6 +44,18 @@ pub(super) fn check_conditions(
             }
         }
     }
+}
+
+/// Whether `other` has ended whenever `located` is ready: it is upstream of `located`, or a
+/// regular step read by a finally step.
+pub(super) fn ended_before(
+    located: &LocatedStep<'_>,
+    other: &LocatedStep<'_>,
+    steps: &[LocatedStep<'_>],
+    index_by_name: &HashMap<&str, usize>,
+) -> bool {
+    (located.finally && !other.finally)
+        || upstream_of(located, steps, index_by_name).contains(other.step.name.as_str())
 }
 
 /// The names of every step `located` depends on, directly or through others.

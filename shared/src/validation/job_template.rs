@@ -1,19 +1,29 @@
-//! A Job step's template: a batch/v1 Job with at least one container, each named with an image.
+//! A Job step's template: a batch/v1 Job with at least one container, each named with an image,
+//! a restart policy a Job allows, and labels and annotations Kubernetes accepts. Fields the
+//! typed Job of Kubernetes 1.33 does not know are warned about (they are passed on as written).
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::metadata::{check_annotations, check_labels};
 use super::problems::Problems;
+use crate::unmodeled::unmodeled_fields;
 
-/// Checks `template` (found at `path`) is a batch/v1 Job that can run.
-pub(super) fn check_job_template(template: &Value, path: &str, problems: &mut Problems) {
+/// Checks `template` (found at `path`) is a batch/v1 Job that can run; the typed Job when it
+/// reads as one.
+pub(super) fn check_job_template(
+    template: &Value,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<Job> {
     let Some(fields) = template.as_object() else {
         problems.invalid(
             path,
             "must be an object: a whole batch/v1 Job (apiVersion, kind, spec.template.spec.containers)",
         );
-        return;
+        return None;
     };
     // Fast path, taken by every valid template: read the Job straight from the borrowed value.
     // Only a template that fails is copied and read again to find the failing field's path.
@@ -24,7 +34,8 @@ pub(super) fn check_job_template(template: &Value, path: &str, problems: &mut Pr
         && let Ok(job) = Job::deserialize(template)
     {
         check_job(&job, path, problems);
-        return;
+        warn_unmodeled(template, &job, path, problems);
+        return Some(job);
     }
     let mut fields = fields.clone();
     // Checked here with clearer words than the Job's own deserializer has.
@@ -51,8 +62,27 @@ pub(super) fn check_job_template(template: &Value, path: &str, problems: &mut Pr
                     error.inner()
                 ),
             );
+            None
         }
-        Ok(job) => check_job(&job, path, problems),
+        Ok(job) => {
+            check_job(&job, path, problems);
+            Some(job)
+        }
+    }
+}
+
+/// Warns about each field of `template` that the typed `job` read from it dropped.
+fn warn_unmodeled(template: &Value, job: &Job, path: &str, problems: &mut Problems) {
+    let Ok(modeled) = serde_json::to_value(job) else {
+        return;
+    };
+    for field in unmodeled_fields(template, &modeled) {
+        problems.warn(
+            format!("{path}{}", field.dotted_path()),
+            "is not a field of a batch/v1 Job in Kubernetes 1.33, the oldest version zen-flow supports; \
+             it is passed on as written: if it is a typo the API server refuses the Job, so fix the \
+             spelling; if it is a newer field, run the flow only on clusters that know it",
+        );
     }
 }
 
@@ -74,6 +104,26 @@ fn check_type_field(
 }
 
 fn check_job(job: &Job, path: &str, problems: &mut Problems) {
+    check_meta(Some(&job.metadata), &format!("{path}.metadata"), problems);
+    if job
+        .spec
+        .as_ref()
+        .is_some_and(|spec| spec.ttl_seconds_after_finished.is_some())
+    {
+        problems.warn(
+            format!("{path}.spec.ttlSecondsAfterFinished"),
+            "is ignored: the agent removes it so a finished Job is not deleted before the flow \
+             has recorded its result; executionPolicy.ttlSecondsAfterFinished deletes the flow \
+             and its Jobs",
+        );
+    }
+    check_meta(
+        job.spec
+            .as_ref()
+            .and_then(|spec| spec.template.metadata.as_ref()),
+        &format!("{path}.spec.template.metadata"),
+        problems,
+    );
     let pod = job
         .spec
         .as_ref()
@@ -86,14 +136,16 @@ fn check_job(job: &Job, path: &str, problems: &mut Problems) {
         return;
     };
     let pod_path = || format!("{path}.spec.template.spec");
-    if let Some(policy) = &pod.restart_policy
-        && policy != "OnFailure"
-        && policy != "Never"
-    {
-        problems.invalid(
+    match pod.restart_policy.as_deref() {
+        Some("OnFailure" | "Never") => {}
+        Some(policy) => problems.invalid(
             format!("{}.restartPolicy", pod_path()),
             format!("a Job's pods cannot use restartPolicy {policy:?}; use OnFailure or Never"),
-        );
+        ),
+        None => problems.invalid(
+            format!("{}.restartPolicy", pod_path()),
+            "is missing; Kubernetes refuses a Job whose pods do not set restartPolicy OnFailure or Never (a pod's default, Always, is not allowed); add restartPolicy: Never",
+        ),
     }
     if pod.containers.is_empty() {
         problems.invalid(
@@ -119,5 +171,18 @@ fn check_job(job: &Job, path: &str, problems: &mut Problems) {
                 "a container needs an image; add one, e.g. image: busybox:latest",
             );
         }
+    }
+}
+
+/// Checks the labels and annotations of `meta` (found at `path`).
+fn check_meta(meta: Option<&ObjectMeta>, path: &str, problems: &mut Problems) {
+    let Some(meta) = meta else {
+        return;
+    };
+    if let Some(labels) = &meta.labels {
+        check_labels(labels, &format!("{path}.labels"), problems);
+    }
+    if let Some(annotations) = &meta.annotations {
+        check_annotations(annotations, &format!("{path}.annotations"), problems);
     }
 }

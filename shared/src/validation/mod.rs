@@ -8,28 +8,37 @@ mod duration;
 mod execution_policy;
 mod graph;
 mod job_template;
+mod metadata;
 mod names;
 mod parameters;
 mod pod_failure;
 mod problems;
+mod references;
 mod resources;
 mod step;
 mod update;
 
 #[cfg(test)]
+mod template_tests;
+#[cfg(test)]
 mod tests;
 
 pub use duration::{ParseDurationError, parse_duration};
-pub use problems::{FieldProblem, ProblemKind, ValidationErrors};
+pub use problems::{FieldProblem, ProblemKind, ValidationErrors, ValidationReport};
 
 use crate::api::{JobFlow, JobFlowSpec, Step};
 use problems::Problems;
 
 /// Checks a flow and returns every problem found.
 pub fn validate(flow: &JobFlow) -> Result<(), ValidationErrors> {
+    report(flow).into_result()
+}
+
+/// Checks a flow and returns every problem and every warning found.
+pub fn report(flow: &JobFlow) -> ValidationReport {
     let mut problems = Problems::default();
     check_spec(&flow.spec, &mut problems);
-    problems.into_result()
+    problems.into_report()
 }
 
 /// Checks an update: once `old` has started (`status.startTime` is set) its spec may change
@@ -37,12 +46,17 @@ pub fn validate(flow: &JobFlow) -> Result<(), ValidationErrors> {
 /// `suspend` (or not at all) is not checked again, so flows accepted by an older release can
 /// still be suspended, labelled or have their status written.
 pub fn validate_update(old: &JobFlow, new: &JobFlow) -> Result<(), ValidationErrors> {
+    report_update(old, new).into_result()
+}
+
+/// [`validate_update`] with the warnings of a changed spec.
+pub fn report_update(old: &JobFlow, new: &JobFlow) -> ValidationReport {
     let mut problems = Problems::default();
     let changed = update::check_update(old, new, &mut problems);
     if !changed.is_empty() {
         check_spec(&new.spec, &mut problems);
     }
-    problems.into_result()
+    problems.into_report()
 }
 
 /// A step with the path of its entry, e.g. `spec.finally[1]`.
@@ -62,6 +76,7 @@ fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
     let steps = locate_steps(spec);
     let index_by_name = graph::check_graph(&steps, problems);
     conditions::check_conditions(&steps, &index_by_name, problems);
+    references::check_references(&steps, &index_by_name, problems);
     for located in &steps {
         step::check_step(located, problems);
     }

@@ -1,11 +1,12 @@
-//! Input and output parameters and artifacts.
+//! Input and output parameters; artifacts, which are refused until they work; env inputs whose
+//! names clash with the template's own env.
 
-use std::path::{Component, Path};
+use k8s_openapi::api::batch::v1::Job;
 
 use super::problems::Problems;
 use crate::api::{Artifact, Parameter, Step};
 
-/// Checks a step's parameters and artifact paths.
+/// Checks a step's parameters, and that it declares no artifacts.
 pub(super) fn check_inputs_and_outputs(step: &Step, step_path: &str, problems: &mut Problems) {
     if let Some(inputs) = &step.inputs {
         let path = format!("{step_path}.inputs");
@@ -106,30 +107,68 @@ fn check_single_source(parameter: &Parameter, path: &str, problems: &mut Problem
 }
 
 fn check_artifacts(artifacts: &[Artifact], path: &str, problems: &mut Problems) {
-    for (index, artifact) in artifacts.iter().enumerate() {
-        let Some(file) = &artifact.path else {
-            continue;
-        };
-        let path = format!("{path}.artifacts[{index}].path");
-        if !file.starts_with('/') {
-            problems.invalid(
-                path.clone(),
-                format!(
-                    "artifact path {file:?} is relative; write an absolute path, e.g. /tmp/{}",
-                    file.trim_start_matches("./")
-                ),
-            );
-        }
-        if Path::new(file)
-            .components()
-            .any(|part| part == Component::ParentDir)
-        {
-            problems.invalid(
-                path,
-                format!(
-                    "artifact path {file:?} contains a '..' segment; write the path without it"
-                ),
-            );
+    if artifacts.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = artifacts
+        .iter()
+        .map(|artifact| artifact.name.as_str())
+        .collect();
+    problems.invalid(
+        format!("{path}.artifacts"),
+        format!(
+            "artifacts ({}) are not supported yet: nothing would store or fetch them; share files \
+             through a volume claim template instead: declare it under \
+             spec.resourceTemplates.volumeClaimTemplates and mount it, by its name, as a \
+             persistentVolumeClaim volume in the steps that write and read the files; then remove \
+             artifacts",
+            names.join(", ")
+        ),
+    );
+}
+
+/// Rejects a container env var named like one of the step's Secret or ConfigMap inputs: the
+/// agent adds those as env vars of every container and init container.
+pub(super) fn check_env_clashes(
+    step: &Step,
+    job: &Job,
+    template_path: &str,
+    problems: &mut Problems,
+) {
+    let inputs: Vec<&str> = step
+        .inputs
+        .iter()
+        .flat_map(|inputs| &inputs.parameters)
+        .filter(|parameter| parameter.is_env_input())
+        .map(|parameter| parameter.name.as_str())
+        .collect();
+    let Some(pod) = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+    else {
+        return;
+    };
+    if inputs.is_empty() {
+        return;
+    }
+    let groups = [
+        ("containers", Some(&pod.containers)),
+        ("initContainers", pod.init_containers.as_ref()),
+    ];
+    for (field, containers) in groups {
+        for (index, container) in containers.into_iter().flatten().enumerate() {
+            for (at, var) in container.env.iter().flatten().enumerate() {
+                if inputs.contains(&var.name.as_str()) {
+                    problems.invalid(
+                        format!("{template_path}.spec.template.spec.{field}[{index}].env[{at}].name"),
+                        format!(
+                            "env {:?} clashes with the input parameter of that name, which the agent adds to every container as an env var from its Secret or ConfigMap; rename the env var or the input",
+                            var.name
+                        ),
+                    );
+                }
+            }
         }
     }
 }

@@ -2,6 +2,29 @@
 
 use std::fmt;
 
+/// Everything validation found: problems make a flow invalid, warnings do not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValidationReport {
+    /// What makes the flow invalid.
+    pub problems: Vec<FieldProblem>,
+    /// What the flow may run with but its author should know, e.g. template fields that
+    /// Kubernetes 1.33 does not know (a typo, or a newer field passed on as written).
+    pub warnings: Vec<FieldProblem>,
+}
+
+impl ValidationReport {
+    /// Ok when there is no problem (warnings or not), else every problem.
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
 /// Every problem found in a flow, grouped by check.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ValidationErrors {
@@ -27,6 +50,8 @@ pub enum ProblemKind {
     Invalid,
     /// Steps depend on each other in a circle.
     Cycle,
+    /// Not a problem: something the author should know (only in warnings).
+    Warning,
 }
 
 impl ValidationErrors {
@@ -62,6 +87,7 @@ impl std::error::Error for ValidationErrors {}
 #[derive(Debug, Default)]
 pub(super) struct Problems {
     found: Vec<FieldProblem>,
+    warnings: Vec<FieldProblem>,
 }
 
 impl Problems {
@@ -75,6 +101,15 @@ impl Problems {
         self.push(path.into(), message.into(), ProblemKind::Cycle);
     }
 
+    /// Records a warning at `path`.
+    pub(super) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(FieldProblem {
+            path: path.into(),
+            message: message.into(),
+            kind: ProblemKind::Warning,
+        });
+    }
+
     fn push(&mut self, path: String, message: String, kind: ProblemKind) {
         self.found.push(FieldProblem {
             path,
@@ -84,13 +119,16 @@ impl Problems {
     }
 
     /// Ok when nothing was found, else every problem.
+    #[cfg(test)]
     pub(super) fn into_result(self) -> Result<(), ValidationErrors> {
-        if self.found.is_empty() {
-            Ok(())
-        } else {
-            Err(ValidationErrors {
-                problems: self.found,
-            })
+        self.into_report().into_result()
+    }
+
+    /// The problems and warnings found.
+    pub(super) fn into_report(self) -> ValidationReport {
+        ValidationReport {
+            problems: self.found,
+            warnings: self.warnings,
         }
     }
 }
@@ -111,6 +149,16 @@ mod tests {
              spec.steps[0].dependencies: dependency cycle a -> b -> a"
         );
         assert!(errors.has_cycle());
+    }
+
+    #[test]
+    fn warnings_do_not_make_a_flow_invalid() {
+        let mut problems = Problems::default();
+        problems.warn("spec.steps[0].template.spec.x", "unknown");
+        let report = problems.into_report();
+        assert_eq!(report.warnings.len(), 1);
+        assert_eq!(report.warnings[0].kind, ProblemKind::Warning);
+        assert_eq!(report.into_result(), Ok(()));
     }
 
     #[test]

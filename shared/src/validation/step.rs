@@ -1,9 +1,10 @@
-//! The fields of one step other than its name, dependencies and condition.
+//! The fields of one step other than its name, dependencies, condition and references.
 
 use super::LocatedStep;
 use super::duration::parse_duration;
 use super::job_template::check_job_template;
-use super::parameters::check_inputs_and_outputs;
+use super::metadata::{check_annotations, check_labels};
+use super::parameters::{check_env_clashes, check_inputs_and_outputs};
 use super::problems::Problems;
 use crate::api::{RetryPolicy, StepType};
 
@@ -20,7 +21,10 @@ pub(super) fn check_step(located: &LocatedStep<'_>, problems: &mut Problems) {
             "a Job step needs a template (a whole batch/v1 Job with spec.template.spec.containers); add one, or set type: Manual for an approval step",
         ),
         (StepType::Job, Some(template)) => {
-            check_job_template(template, &format!("{path}.template"), problems);
+            let template_path = format!("{path}.template");
+            if let Some(job) = check_job_template(template, &template_path, problems) {
+                check_env_clashes(step, &job, &template_path, problems);
+            }
         }
         (StepType::Manual, Some(_)) => problems.invalid(
             format!("{path}.template"),
@@ -40,6 +44,18 @@ pub(super) fn check_step(located: &LocatedStep<'_>, problems: &mut Problems) {
         );
     }
     check_inputs_and_outputs(step, path, problems);
+    if let Some(metadata) = &step.metadata {
+        check_labels(
+            &metadata.labels,
+            &format!("{path}.metadata.labels"),
+            problems,
+        );
+        check_annotations(
+            &metadata.annotations,
+            &format!("{path}.metadata.annotations"),
+            problems,
+        );
+    }
 }
 
 fn check_retry_policy(policy: &RetryPolicy, path: &str, problems: &mut Problems) {

@@ -10,7 +10,7 @@ use crate::api::{
     StepType,
 };
 
-fn template() -> serde_json::Value {
+pub(super) fn template() -> serde_json::Value {
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -21,7 +21,7 @@ fn template() -> serde_json::Value {
     })
 }
 
-fn job(name: &str, dependencies: &[&str]) -> Step {
+pub(super) fn job(name: &str, dependencies: &[&str]) -> Step {
     Step {
         name: name.to_owned(),
         dependencies: dependencies.iter().map(|&d| d.to_owned()).collect(),
@@ -30,7 +30,7 @@ fn job(name: &str, dependencies: &[&str]) -> Step {
     }
 }
 
-fn flow(steps: Vec<Step>, finally: Vec<Step>) -> JobFlow {
+pub(super) fn flow(steps: Vec<Step>, finally: Vec<Step>) -> JobFlow {
     JobFlow::new(
         "demo",
         JobFlowSpec {
@@ -41,20 +41,20 @@ fn flow(steps: Vec<Step>, finally: Vec<Step>) -> JobFlow {
     )
 }
 
-fn problems_of(flow: &JobFlow) -> Vec<String> {
+pub(super) fn problems_of(flow: &JobFlow) -> Vec<String> {
     match validate(flow) {
         Ok(()) => Vec::new(),
         Err(errors) => errors.problems.iter().map(ToString::to_string).collect(),
     }
 }
 
-fn problems_of_step(step: Step) -> Vec<String> {
+pub(super) fn problems_of_step(step: Step) -> Vec<String> {
     problems_of(&flow(vec![step], vec![]))
 }
 
 /// Asserts exactly one problem, at `path`, whose message contains `words`.
 #[track_caller]
-fn assert_one_problem(problems: &[String], path: &str, words: &str) {
+pub(super) fn assert_one_problem(problems: &[String], path: &str, words: &str) {
     assert_eq!(problems.len(), 1, "{problems:#?}");
     let prefix = format!("{path}: ");
     assert!(problems[0].starts_with(&prefix), "{problems:#?}");
@@ -294,7 +294,7 @@ fn a_job_step_needs_a_template_and_a_manual_step_has_none() {
 fn the_template_is_a_batch_v1_job() {
     let mut step = job("a", &[]);
     step.template = Some(
-        json!({"apiVersion": "v1", "kind": "Pod", "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}}}}),
     );
     let problems = problems_of_step(step);
     assert_eq!(problems.len(), 2, "{problems:#?}");
@@ -324,14 +324,17 @@ fn template_type_errors_name_the_field() {
 #[test]
 fn the_template_needs_containers_with_names_and_images() {
     let mut step = job("a", &[]);
-    step.template = Some(json!({"spec": {"template": {"spec": {"containers": []}}}}));
+    step.template =
+        Some(json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}));
     assert_one_problem(
         &problems_of_step(step),
         "spec.steps[0].template.spec.template.spec.containers",
         "at least one container",
     );
     let mut step = job("a", &[]);
-    step.template = Some(json!({"spec": {"template": {"spec": {"containers": [{"name": ""}]}}}}));
+    step.template = Some(
+        json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": ""}]}}}}),
+    );
     let problems = problems_of_step(step);
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(problems[0].starts_with(
@@ -359,6 +362,21 @@ fn the_template_restart_policy_suits_a_job() {
         &problems_of_step(step),
         "spec.steps[0].template.spec.template.spec.restartPolicy",
         "use OnFailure or Never",
+    );
+}
+
+/// Rule 1: Kubernetes refuses a Job whose pods lack restartPolicy (their default is Always).
+/// Failed on 44744f3 (no problem was reported).
+#[test]
+fn the_template_must_set_a_restart_policy() {
+    let mut step = job("a", &[]);
+    step.template = Some(
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "i"}]}}}}),
+    );
+    assert_one_problem(
+        &problems_of_step(step),
+        "spec.steps[0].template.spec.template.spec.restartPolicy",
+        "is missing; Kubernetes refuses a Job whose pods do not set restartPolicy OnFailure or Never",
     );
 }
 
@@ -460,28 +478,34 @@ fn output_parameters_need_a_json_path() {
     );
 }
 
+/// Rule 13: artifacts were accepted, path-checked and then ignored. Failed on 44744f3 (a
+/// valid path passed).
 #[test]
-fn artifact_paths_are_absolute_without_parent_segments() {
-    let artifact = |path: &str| Artifact {
-        name: "data".into(),
-        path: Some(path.into()),
+fn artifacts_are_refused_with_what_to_use_instead() {
+    let artifact = |name: &str| Artifact {
+        name: name.into(),
+        path: Some("/data/out.csv".into()),
         ..Artifact::default()
     };
     let mut step = job("a", &[]);
     step.outputs = Some(StepOutputs {
         parameters: vec![],
-        artifacts: vec![
-            artifact("/data/out.csv"),
-            artifact("out.csv"),
-            artifact("/data/../etc/passwd"),
-        ],
+        artifacts: vec![artifact("report"), artifact("data")],
+    });
+    step.inputs = Some(StepInputs {
+        parameters: vec![],
+        artifacts: vec![artifact("seed")],
     });
     let problems = problems_of_step(step);
     assert_eq!(problems.len(), 2, "{problems:#?}");
-    assert!(problems[0].starts_with(
-        "spec.steps[0].outputs.artifacts[1].path: artifact path \"out.csv\" is relative"
+    assert!(
+        problems[0]
+            .starts_with("spec.steps[0].inputs.artifacts: artifacts (seed) are not supported yet")
+    );
+    assert!(problems[1].starts_with(
+        "spec.steps[0].outputs.artifacts: artifacts (report, data) are not supported yet"
     ));
-    assert!(problems[1].starts_with("spec.steps[0].outputs.artifacts[2].path: artifact path \"/data/../etc/passwd\" contains a '..' segment"));
+    assert!(problems[1].contains("spec.resourceTemplates.volumeClaimTemplates"));
 }
 
 fn with_policy(policy: ExecutionPolicy) -> Vec<String> {
