@@ -450,16 +450,24 @@ pub fn without_hash(name: &str) -> &str {
     name.rsplit_once('-').map_or(name, |(readable, _)| readable)
 }
 
-/// The real name of the Job whose readable name is `readable` (`<flow>-<step>-<attempt>`).
-pub async fn real_job_name(jobs: &Api<Job>, readable: &str) -> anyhow::Result<String> {
+/// The real name of the Job whose readable name is `readable` (`<flow>-<step>-<attempt>`), if
+/// there is one yet.
+pub async fn find_job_name(jobs: &Api<Job>, readable: &str) -> anyhow::Result<Option<String>> {
     let list = jobs
         .list(&ListParams::default().labels(labels::MANAGED_BY))
         .await
         .context("listing Jobs")?;
-    list.items
+    Ok(list
+        .items
         .iter()
         .find(|job| readable_job_name(job) == readable)
-        .map(ResourceExt::name_any)
+        .map(ResourceExt::name_any))
+}
+
+/// The real name of the Job whose readable name is `readable`; an error when there is none.
+pub async fn real_job_name(jobs: &Api<Job>, readable: &str) -> anyhow::Result<String> {
+    find_job_name(jobs, readable)
+        .await?
         .with_context(|| format!("no Job {readable}-<hash>"))
 }
 

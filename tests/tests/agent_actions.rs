@@ -12,7 +12,7 @@ use jobflow::labels;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, events_for, flow_jobs, phase, readable_job_name, ready_message,
-    ready_reason, real_job_name, step_status, wait_for_flow, wait_for_phase,
+    find_job_name, ready_reason, step_job_name, step_status, wait_for_flow, wait_for_phase,
 };
 use jobflow_tests::jobs::pods_of;
 use jobflow_tests::{FakePod, POLL, wait_for};
@@ -493,12 +493,12 @@ async fn retry_of_a_failed_flow_reruns_only_the_failed_part() -> anyhow::Result<
         flows.create(&PostParams::default(), &flow).await?;
 
         let running = wait_for("a Running pod of pipeline-b-1", TIMEOUT, POLL, || async {
-            Ok(pods_of(&pods, &real_job_name(&jobs, "pipeline-b-1").await?)
-                .await?
-                .into_iter()
-                .find(|pod| {
-                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                }))
+            let Some(job) = find_job_name(&jobs, "pipeline-b-1").await? else {
+                return Ok(None);
+            };
+            Ok(pods_of(&pods, &job).await?.into_iter().find(|pod| {
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            }))
         })
         .await?;
         pods.delete(&running.name_any(), &DeleteParams::default())
@@ -601,22 +601,32 @@ async fn every_step_event_keeps_its_own_message() -> anyhow::Result<()> {
         // Events are how people follow a flow (`kubectl describe`): each step's and each
         // attempt's creation and end must be told, not folded into an earlier Event of the same
         // reason.
+        let job = |step: &'static str, attempt: i32| {
+            let flows = flows.clone();
+            async move { step_job_name(&flows, "chain", step, attempt).await }
+        };
         let wanted = [
-            ("StepCreated", "Job chain-first-1"),
-            ("StepCreated", "Job chain-second-1"),
-            ("StepSucceeded", "Step first succeeded"),
-            ("StepSucceeded", "Step second succeeded"),
-            ("StepCreated", "Job chain-flaky-1 (attempt 1)"),
-            ("StepRetry", "Step flaky failed"),
-            ("StepCreated", "Job chain-flaky-2 (attempt 2)"),
-            ("StepFailed", "Step flaky failed"),
+            ("StepCreated", format!("Job {}", job("first", 1).await?)),
+            ("StepCreated", format!("Job {}", job("second", 1).await?)),
+            ("StepSucceeded", "Step first succeeded".to_owned()),
+            ("StepSucceeded", "Step second succeeded".to_owned()),
+            (
+                "StepCreated",
+                format!("Job {} (attempt 1)", job("flaky", 1).await?),
+            ),
+            ("StepRetry", "Step flaky failed".to_owned()),
+            (
+                "StepCreated",
+                format!("Job {} (attempt 2)", job("flaky", 2).await?),
+            ),
+            ("StepFailed", "Step flaky failed".to_owned()),
         ];
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut missing = Vec::new();
-            for (reason, text) in wanted {
+            for (reason, text) in &wanted {
                 let notes = event_notes(&events, "chain", reason).await?;
-                if !notes.iter().any(|note| note.contains(text)) {
+                if !notes.iter().any(|note| note.contains(text.as_str())) {
                     missing.push(format!(
                         "{reason} {text:?} (the {reason} Events say {notes:?})"
                     ));
