@@ -211,7 +211,7 @@ async fn flows_with_different_keys_or_none_run_side_by_side() -> anyhow::Result<
                 let list = jobs.list(&ListParams::default()).await?.items;
                 let running = |flow: &JobFlow| {
                     list.iter().any(|job| {
-                        job.name_any() == format!("{}-work-1", flow.name_any())
+                        readable_job_name(job) == format!("{}-work-1", flow.name_any())
                             && job.status.as_ref().is_some_and(|s| s.active == Some(1))
                     })
                 };

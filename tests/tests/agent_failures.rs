@@ -515,11 +515,12 @@ async fn a_job_deleted_while_running_fails_its_step() -> anyhow::Result<()> {
             (StepPhase::Failed, Some("JobDeleted")),
             "{long:?}"
         );
+        let deleted = format!("Job {} was deleted before it finished", job.name_any());
         assert!(
             long.message
                 .as_deref()
                 .unwrap_or_default()
-                .contains("Job victim-long-1 was deleted before it finished"),
+                .contains(&deleted),
             "{long:?}"
         );
         assert_eq!(

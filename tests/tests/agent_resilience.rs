@@ -204,7 +204,7 @@ async fn all_succeeded_with_one_job_per_step(
     }
     // Exactly one Job per flow and step, attempt 1, each created once.
     let all = jobs.list(&ListParams::default()).await?.items;
-    let found: BTreeSet<String> = all.iter().map(ResourceExt::name_any).collect();
+    let found: BTreeSet<String> = all.iter().map(readable_job_name).collect();
     let expected: BTreeSet<String> = names
         .iter()
         .flat_map(|name| {

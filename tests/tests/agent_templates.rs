@@ -7,7 +7,9 @@ use std::time::Duration;
 use jobflow::api::{FlowPhase, JobFlow, StepPhase};
 use jobflow_tests::FakePod;
 use jobflow_tests::agent::run_with_agent;
-use jobflow_tests::flows::{FlowBuilder, StepBuilder, create_flow, step_phase, wait_for_phase};
+use jobflow_tests::flows::{
+    FlowBuilder, StepBuilder, create_flow, step_job_name, step_phase, wait_for_phase,
+};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject};
@@ -40,7 +42,9 @@ async fn a_field_newer_than_the_typed_job_reaches_the_created_job() -> anyhow::R
         // Read the Job untyped: the typed v1_33 Job would drop the field again.
         let jobs: Api<DynamicObject> =
             Api::namespaced_with(ns.client(), ns.name(), &ApiResource::erase::<Job>(&()));
-        let job = jobs.get("newer-a-1").await?;
+        let job = jobs
+            .get(&step_job_name(&flows, "newer", "a", 1).await?)
+            .await?;
         let spec = &job.data["spec"];
         assert_eq!(
             spec["template"]["spec"]["hostnameOverride"], "worker-1",
