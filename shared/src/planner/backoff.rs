@@ -3,14 +3,13 @@
 use std::time::Duration;
 
 use crate::api::{BackoffType, RetryPolicy};
+use crate::validation::limits::{MAX_BACKOFF, MAX_BACKOFF_FACTOR};
 use crate::validation::parse_duration;
-
-/// The longest backoff ever waited, whatever the policy says.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 
 /// The wait before the retry that follows `retries_made` earlier retries:
 /// Exponential `duration * factor^n`, Linear `duration * (n+1)`, Fixed `duration`.
-/// A duration that does not parse (validation rejects it) waits nothing.
+/// A duration that does not parse (validation rejects it) waits nothing; the factor and the
+/// wait are clamped to the limits validation enforces, whatever the spec says.
 pub fn backoff(policy: &RetryPolicy, retries_made: i32) -> Duration {
     let Some(backoff) = &policy.backoff else {
         return Duration::ZERO;
@@ -22,7 +21,11 @@ pub fn backoff(policy: &RetryPolicy, retries_made: i32) -> Duration {
     let multiplier = match backoff.backoff_type {
         BackoffType::Fixed => 1.0,
         BackoffType::Linear => f64::from(n) + 1.0,
-        BackoffType::Exponential => backoff.factor.unwrap_or(2.0).max(1.0).powi(n),
+        BackoffType::Exponential => backoff
+            .factor
+            .unwrap_or(2.0)
+            .clamp(1.0, MAX_BACKOFF_FACTOR)
+            .powi(n),
     };
     let seconds = base.as_secs_f64() * multiplier;
     if !seconds.is_finite() || seconds >= MAX_BACKOFF.as_secs_f64() {

@@ -124,3 +124,143 @@ proptest! {
         prop_assert!(false, "the flow did not finish");
     }
 }
+
+/// Numbers at and past every limit: zero, the edges of the valid range, the integer extremes.
+fn extreme_i32() -> impl Strategy<Value = i32> {
+    prop_oneof![
+        Just(i32::MIN),
+        Just(-1),
+        Just(0),
+        Just(1),
+        Just(crate::validation::limits::MAX_STEP_RETRIES),
+        Just(crate::validation::limits::MAX_BACKOFF_LIMIT),
+        Just(i32::MAX - 1),
+        Just(i32::MAX),
+        any::<i32>(),
+    ]
+}
+
+fn extreme_i64() -> impl Strategy<Value = i64> {
+    use crate::validation::limits::{MAX_SECONDS, MAX_TTL_SECONDS};
+    prop_oneof![
+        Just(i64::MIN),
+        Just(0),
+        Just(1),
+        Just(MAX_SECONDS),
+        Just(MAX_TTL_SECONDS),
+        Just(MAX_TTL_SECONDS + 1),
+        Just(i64::MAX),
+        any::<i64>(),
+    ]
+}
+
+fn extreme_factor() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(f64::NAN)),
+        Just(Some(f64::INFINITY)),
+        Just(Some(-1.0)),
+        Just(Some(1.0)),
+        Just(Some(crate::validation::limits::MAX_BACKOFF_FACTOR)),
+        Just(Some(1e300)),
+        any::<f64>().prop_map(Some),
+    ]
+}
+
+fn extreme_duration() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("1ns".to_owned()),
+        Just("10s".to_owned()),
+        Just("24h".to_owned()),
+        Just("24h0m0.000000001s".to_owned()),
+        Just("1000000h".to_owned()),
+        Just("99999999999999999999h".to_owned()),
+        "[0-9]{1,20}(ns|ms|s|m|h)",
+    ]
+}
+
+/// A one-step flow whose numbers are extreme, with a status whose counters are too (as an older
+/// release or a hand-edited status could leave them).
+fn extreme_flow() -> impl Strategy<Value = crate::api::JobFlow> {
+    use crate::api::{Backoff, BackoffType, JobFlowStatus, StepStatus};
+    (
+        (extreme_i32(), extreme_i32(), extreme_i32()),
+        (extreme_i64(), extreme_i64(), extreme_i64()),
+        (extreme_factor(), extreme_duration(), 0..3usize),
+        (extreme_i32(), extreme_i32()),
+    )
+        .prop_map(
+            |(
+                (limit, backoff_limit, parallelism),
+                (timeout, deadline, ttl),
+                (factor, duration, kind),
+                (retry_count, attempt),
+            )| {
+                let mut step = job_step("a", &[]);
+                step.timeout_seconds = Some(timeout);
+                step.retry_policy = Some(RetryPolicy {
+                    limit,
+                    backoff: Some(Backoff {
+                        backoff_type: [
+                            BackoffType::Exponential,
+                            BackoffType::Linear,
+                            BackoffType::Fixed,
+                        ][kind],
+                        duration,
+                        factor,
+                    }),
+                });
+                let mut spec = flow(vec![step]);
+                let policy = &mut spec.spec.execution_policy;
+                policy.backoff_limit = backoff_limit;
+                policy.parallelism = Some(parallelism);
+                policy.active_deadline_seconds = Some(deadline);
+                policy.ttl_seconds_after_finished = ttl;
+                spec.status = Some(JobFlowStatus {
+                    steps: vec![StepStatus {
+                        name: "a".into(),
+                        retry_count,
+                        attempt,
+                        ..StepStatus::default()
+                    }],
+                    ..JobFlowStatus::default()
+                });
+                spec
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// No number, however extreme, panics validation or the planner, and no requeue is longer
+    /// than the cap: validation refuses what is out of range, the planner clamps what got past.
+    #[test]
+    fn extreme_numbers_never_panic_and_every_requeue_is_capped(
+        spec in extreme_flow(),
+        failures in 0..4usize,
+        offset in prop_oneof![Just(0i64), Just(3_600), Just(400 * 86_400), Just(200 * 365 * 86_400)],
+    ) {
+        use crate::validation::limits::{MAX_BACKOFF, MAX_REQUEUE};
+        let compiled = CompiledFlow::compile(&spec);
+        if compiled.is_ok() {
+            let policy = &spec.spec.execution_policy;
+            prop_assert!(policy.ttl_seconds_after_finished <= crate::validation::limits::MAX_TTL_SECONDS);
+            let retry = spec.spec.steps[0].retry_policy.as_ref().unwrap();
+            prop_assert!(super::backoff(retry, i32::MAX) <= MAX_BACKOFF);
+        }
+        let mut world = World::new(spec);
+        let mut now = t(0);
+        for round in 0..=failures {
+            let plan = world.step_at(now);
+            if let Some(wait) = plan.requeue_after {
+                prop_assert!(wait <= MAX_REQUEUE, "requeue after {wait:?}");
+                prop_assert!(wait >= std::time::Duration::from_secs(1));
+            }
+            for name in world.running_jobs() {
+                world.finish(&name, false, now);
+            }
+            now = t(offset.saturating_mul(i64::try_from(round).unwrap() + 1).min(200_000_000_000));
+        }
+    }
+}

@@ -39,7 +39,7 @@ impl Planning<'_> {
         if step.phase != StepPhase::Pending {
             return;
         }
-        let attempt = step.attempt + 1;
+        let attempt = step.attempt.saturating_add(1);
         let name = job_name(self.flow, &step.name, attempt);
         if !self.jobs.contains_key(name.as_str()) {
             return;
@@ -235,7 +235,9 @@ impl Planning<'_> {
             self.fail_step(index, reason, message);
             return;
         }
-        let used: i32 = self.status.steps.iter().map(|step| step.retry_count).sum();
+        let used = self.status.steps.iter().fold(0i32, |sum, step| {
+            sum.saturating_add(step.retry_count.max(0))
+        });
         let limit = self.flow.spec.execution_policy.backoff_limit;
         if used >= limit {
             let message = format!(
@@ -247,13 +249,13 @@ impl Planning<'_> {
         let wait = backoff(policy, retries);
         let next = self.after(wait);
         let step = &mut self.status.steps[index];
-        step.retry_count += 1;
+        step.retry_count = retries.saturating_add(1);
         step.phase = StepPhase::Pending;
         step.reason = Some(reason.to_owned());
         step.message = Some(super::state::cut(
             format!(
                 "{message}; retry {} of {} in {}s",
-                retries + 1,
+                retries.saturating_add(1),
                 policy.limit,
                 wait.as_secs()
             ),
@@ -266,7 +268,7 @@ impl Planning<'_> {
             reasons::STEP_RETRY,
             format!(
                 "Step {name} failed ({reason}); retry {} of {} in {}s",
-                retries + 1,
+                retries.saturating_add(1),
                 policy.limit,
                 wait.as_secs()
             ),

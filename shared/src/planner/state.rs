@@ -12,6 +12,7 @@ use crate::api::reasons;
 use crate::api::{FlowPhase, JobFlow, JobFlowStatus, Step, StepPhase, StepStatus};
 use crate::dag::Dag;
 use crate::validation::ValidationErrors;
+use crate::validation::limits::MAX_REQUEUE;
 
 /// The longest message kept on a step.
 pub const MAX_STEP_MESSAGE: usize = 1024;
@@ -25,6 +26,13 @@ pub struct FlowFailure {
     pub reason: &'static str,
     /// The Ready condition's message.
     pub message: String,
+}
+
+impl FlowFailure {
+    /// Whether the flow failed because its spec is invalid (it never started).
+    pub fn is_invalid(&self) -> bool {
+        matches!(self.reason, reasons::VALIDATION_FAILED | reasons::DAG_CYCLE)
+    }
 }
 
 /// One planning pass.
@@ -50,7 +58,15 @@ pub struct Planning<'a> {
 
 impl<'a> Planning<'a> {
     pub fn new(flow: &'a JobFlow, observed: &'a Observed<'a>, now: Timestamp) -> Self {
-        let status = flow.status.clone().unwrap_or_default();
+        let mut status = flow.status.clone().unwrap_or_default();
+        if is_fixed_after_failing_validation(flow, &status) {
+            // The spec that failed validation was corrected: the new generation starts afresh
+            // (acknowledged requests stay acknowledged).
+            status = JobFlowStatus {
+                handled_requests: std::mem::take(&mut status.handled_requests),
+                ..JobFlowStatus::default()
+            };
+        }
         let jobs = observed
             .jobs
             .iter()
@@ -227,11 +243,22 @@ impl<'a> Planning<'a> {
             let wait = self.now.duration_until(at).unsigned_abs();
             // Round up so the next pass never comes a moment too early.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            self.plan.requeue_after = Some(Duration::from_secs(seconds.max(1)));
+            // Something due days away is still looked at hourly: no timer is ever set for
+            // years, and a change nobody announced is noticed within the hour.
+            self.plan.requeue_after = Some(Duration::from_secs(seconds.max(1)).min(MAX_REQUEUE));
         }
         self.plan.status = self.status;
         self.plan
     }
+}
+
+/// Whether `status` is that of an earlier generation of `flow` that failed without starting
+/// (only an invalid flow does) and the spec has changed since.
+fn is_fixed_after_failing_validation(flow: &JobFlow, status: &JobFlowStatus) -> bool {
+    status.start_time.is_none()
+        && status.phase == Some(FlowPhase::Failed)
+        && status.observed_generation.is_some()
+        && status.observed_generation != flow.metadata.generation
 }
 
 /// Cuts `message` to at most `max` bytes on a character boundary, marking the cut.

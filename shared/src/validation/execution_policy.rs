@@ -1,5 +1,6 @@
 //! `spec.executionPolicy`: deadlines, limits, concurrency and the pod failure policy.
 
+use super::limits::{MAX_BACKOFF_LIMIT, MAX_TTL_SECONDS};
 use super::problems::Problems;
 use super::step::check_seconds;
 use crate::api::{ExecutionPolicy, ExitCodeOperator, PodFailurePolicy};
@@ -17,20 +18,20 @@ pub(super) fn check_execution_policy(policy: &ExecutionPolicy, problems: &mut Pr
             problems,
         );
     }
-    if policy.backoff_limit < 0 {
+    if !(0..=MAX_BACKOFF_LIMIT).contains(&policy.backoff_limit) {
         problems.invalid(
             format!("{PATH}.backoffLimit"),
             format!(
-                "must be 0 or more (the most retries across all steps), got {}; use 0 for no retry",
+                "must be from 0 to {MAX_BACKOFF_LIMIT} (the most retries across all steps), got {}; use 0 for no retry",
                 policy.backoff_limit
             ),
         );
     }
-    if policy.ttl_seconds_after_finished < 0 {
+    if !(0..=MAX_TTL_SECONDS).contains(&policy.ttl_seconds_after_finished) {
         problems.invalid(
             format!("{PATH}.ttlSecondsAfterFinished"),
             format!(
-                "must be 0 or more (0 deletes the flow as soon as it finishes), got {}",
+                "must be from 0 to {MAX_TTL_SECONDS} (365 days; 0 deletes the flow as soon as it finishes), got {}",
                 policy.ttl_seconds_after_finished
             ),
         );

@@ -3,13 +3,11 @@
 use super::LocatedStep;
 use super::duration::parse_duration;
 use super::job_template::check_job_template;
+use super::limits::{MAX_BACKOFF, MAX_BACKOFF_FACTOR, MAX_SECONDS, MAX_STEP_RETRIES};
 use super::metadata::{check_annotations, check_labels};
 use super::parameters::{check_env_clashes, check_inputs_and_outputs};
 use super::problems::Problems;
 use crate::api::{RetryPolicy, StepType};
-
-/// The longest timeout or deadline: 30 days, in seconds.
-pub(super) const MAX_SECONDS: i64 = 2_592_000;
 
 /// Checks a step's type and template, retries, timeout, inputs and outputs.
 pub(super) fn check_step(located: &LocatedStep<'_>, problems: &mut Problems) {
@@ -59,11 +57,11 @@ pub(super) fn check_step(located: &LocatedStep<'_>, problems: &mut Problems) {
 }
 
 fn check_retry_policy(policy: &RetryPolicy, path: &str, problems: &mut Problems) {
-    if policy.limit < 0 {
+    if !(0..=MAX_STEP_RETRIES).contains(&policy.limit) {
         problems.invalid(
             format!("{path}.limit"),
             format!(
-                "must be 0 or more (it counts new attempts after a failure), got {}; use 0 for no retry",
+                "must be from 0 to {MAX_STEP_RETRIES} (it counts new attempts after a failure), got {}; use 0 for no retry",
                 policy.limit
             ),
         );
@@ -71,15 +69,24 @@ fn check_retry_policy(policy: &RetryPolicy, path: &str, problems: &mut Problems)
     let Some(backoff) = &policy.backoff else {
         return;
     };
-    if let Err(error) = parse_duration(&backoff.duration) {
-        problems.invalid(format!("{path}.backoff.duration"), error.to_string());
+    match parse_duration(&backoff.duration) {
+        Err(error) => problems.invalid(format!("{path}.backoff.duration"), error.to_string()),
+        Ok(duration) if duration > MAX_BACKOFF => problems.invalid(
+            format!("{path}.backoff.duration"),
+            format!(
+                "{:?} is longer than the longest wait between attempts, {}h; use at most 24h, e.g. 10s",
+                backoff.duration,
+                MAX_BACKOFF.as_secs() / 3600
+            ),
+        ),
+        Ok(_) => {}
     }
     if let Some(factor) = backoff.factor
-        && !(factor.is_finite() && factor >= 1.0)
+        && !(factor.is_finite() && (1.0..=MAX_BACKOFF_FACTOR).contains(&factor))
     {
         problems.invalid(
             format!("{path}.backoff.factor"),
-            format!("must be a number of at least 1 (each wait is this many times the last), got {factor}; e.g. 2"),
+            format!("must be a number from 1 to {MAX_BACKOFF_FACTOR} (each wait is this many times the last), got {factor}; e.g. 2"),
         );
     }
 }

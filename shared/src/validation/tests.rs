@@ -229,7 +229,7 @@ fn retry_limit_is_not_negative() {
     assert_one_problem(
         &problems_of_step(step),
         "spec.steps[0].retryPolicy.limit",
-        "must be 0 or more",
+        "must be from 0 to 100",
     );
 }
 
@@ -248,10 +248,49 @@ fn backoff_duration_parses_and_factor_is_at_least_one() {
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert!(problems[0].starts_with("spec.steps[0].retryPolicy.backoff.duration: \"10 seconds\""));
     assert!(
-        problems[1].starts_with(
-            "spec.steps[0].retryPolicy.backoff.factor: must be a number of at least 1"
-        )
+        problems[1]
+            .starts_with("spec.steps[0].retryPolicy.backoff.factor: must be a number from 1 to 10")
     );
+}
+
+#[test]
+fn retries_backoffs_and_ttl_are_bounded() {
+    let mut step = job("a", &[]);
+    step.retry_policy = Some(RetryPolicy {
+        limit: 1_000_000,
+        backoff: Some(Backoff {
+            backoff_type: BackoffType::Fixed,
+            duration: "1000000h".into(),
+            factor: Some(1e300),
+        }),
+    });
+    let problems = problems_of_step(step);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("spec.steps[0].retryPolicy.limit: must be from 0 to 100"));
+    assert!(problems[1].starts_with(
+        "spec.steps[0].retryPolicy.backoff.duration: \"1000000h\" is longer than the longest wait between attempts, 24h"
+    ));
+    assert!(
+        problems[2]
+            .starts_with("spec.steps[0].retryPolicy.backoff.factor: must be a number from 1 to 10")
+    );
+
+    let problems = with_policy(ExecutionPolicy {
+        backoff_limit: i32::MAX,
+        ttl_seconds_after_finished: i64::MAX,
+        ..ExecutionPolicy::default()
+    });
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].starts_with("spec.executionPolicy.backoffLimit: must be from 0 to 10000"));
+    assert!(problems[1].starts_with(
+        "spec.executionPolicy.ttlSecondsAfterFinished: must be from 0 to 31536000 (365 days"
+    ));
+    let fine = with_policy(ExecutionPolicy {
+        backoff_limit: 10_000,
+        ttl_seconds_after_finished: 31_536_000,
+        ..ExecutionPolicy::default()
+    });
+    assert!(fine.is_empty(), "{fine:#?}");
 }
 
 #[test]
