@@ -1,10 +1,9 @@
 //! What the planner is shown for one flow, built from cache contents only: pure functions over
 //! the cached Jobs, Pods and flows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jiff::Timestamp;
 use jobflow::api::JobFlow;
 use jobflow::labels;
 use jobflow::planner::{Observed, PeerFlow};
@@ -53,47 +52,50 @@ pub fn is_flow_job(flow: &JobFlow, job: &Job) -> bool {
             .any(|o| &o.uid == uid)
 }
 
-/// The termination message of each of `jobs`' succeeded pods, by Job name. When a Job had
-/// several succeeded pods the one whose name sorts first is used, so the choice is stable.
+/// The termination message of each of `jobs`' succeeded pods, by Job name. A pod is a Job's
+/// when its controller reference carries the Job's UID, so a flow re-created under its old name
+/// never reads its predecessor's pods, whose Jobs had the same name. When a Job had several
+/// succeeded pods the one whose name sorts first is used, so the choice is stable.
 pub fn termination_messages<'a>(
-    jobs: &[&Job],
+    jobs: &[&'a Job],
     pods: impl IntoIterator<Item = &'a Pod>,
 ) -> BTreeMap<String, String> {
-    let wanted: BTreeSet<(&str, &str)> = jobs
+    let by_uid: BTreeMap<&str, &str> = jobs
         .iter()
-        .filter_map(|j| {
-            Some((
-                j.metadata.namespace.as_deref()?,
-                j.metadata.name.as_deref()?,
-            ))
-        })
+        .filter_map(|j| Some((j.metadata.uid.as_deref()?, j.metadata.name.as_deref()?)))
         .collect();
-    let mut found: BTreeMap<String, (&str, String)> = BTreeMap::new();
+    let mut found: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for pod in pods {
-        let (Some(ns), Some(pod_name)) = (
-            pod.metadata.namespace.as_deref(),
-            pod.metadata.name.as_deref(),
-        ) else {
+        let Some(pod_name) = pod.metadata.name.as_deref() else {
             continue;
         };
-        let Some(job) = job_name(pod) else { continue };
-        if !wanted.contains(&(ns, job)) {
+        let Some(job) = controller_job_uid(pod).and_then(|uid| by_uid.get(uid)) else {
             continue;
-        }
+        };
         let Some(message) = termination_message(pod) else {
             continue;
         };
         match found.get(job) {
             Some((kept, _)) if *kept <= pod_name => {}
             _ => {
-                found.insert(job.to_owned(), (pod_name, message.to_owned()));
+                found.insert(job, (pod_name, message));
             }
         }
     }
     found
         .into_iter()
-        .map(|(job, (_, message))| (job, message))
+        .map(|(job, (_, message))| (job.to_owned(), message.to_owned()))
         .collect()
+}
+
+/// The UID of the Job that controls `pod`, from its controller owner reference.
+fn controller_job_uid(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|owner| owner.controller == Some(true) && owner.kind == "Job")
+        .map(|owner| owner.uid.as_str())
 }
 
 /// The Job a pod belongs to, from the Job controller's labels.
@@ -129,25 +131,9 @@ pub fn peers<'a>(flow: &JobFlow, flows: impl IntoIterator<Item = &'a JobFlow>) -
                 && other.metadata.uid != flow.metadata.uid
                 && concurrency_key(other) == Some(key)
         })
-        .filter_map(|other| {
-            Some(PeerFlow {
-                name: other.metadata.name.clone()?,
-                // The API server always sets it; a flow without one sorts as the oldest.
-                created: other
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-                phase: other.status.as_ref().and_then(|s| s.phase),
-                policy: other.spec.execution_policy.concurrency_policy,
-                started: other
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.start_time.is_some()),
-            })
-        })
+        .filter_map(PeerFlow::of)
         .collect();
-    peers.sort_by(|a, b| (a.created, !a.started, &a.name).cmp(&(b.created, !b.started, &b.name)));
+    peers.sort_by(|a, b| a.turn().cmp(&b.turn()));
     peers
 }
 
@@ -168,6 +154,7 @@ fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 pub(crate) mod tests {
     use super::*;
+    use jiff::Timestamp;
     use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlowSpec, JobFlowStatus};
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
@@ -187,6 +174,7 @@ pub(crate) mod tests {
         Job {
             metadata: ObjectMeta {
                 name: Some(name.to_owned()),
+                uid: Some(format!("uid-{name}")),
                 namespace: Some("ns".to_owned()),
                 labels: Some([(labels::FLOW.to_owned(), flow.to_owned())].into()),
                 owner_references: Some(vec![OwnerReference {
@@ -214,6 +202,15 @@ pub(crate) mod tests {
                 name: Some(name.to_owned()),
                 namespace: Some("ns".to_owned()),
                 labels: Some([(job_label.0.to_owned(), job_label.1.to_owned())].into()),
+                // The Job controller's reference to the Job of that name (see `job`).
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "batch/v1".to_owned(),
+                    kind: "Job".to_owned(),
+                    name: job_label.1.to_owned(),
+                    uid: format!("uid-{}", job_label.1),
+                    controller: Some(true),
+                    ..OwnerReference::default()
+                }]),
                 ..ObjectMeta::default()
             },
             spec: None,
@@ -334,6 +331,17 @@ pub(crate) mod tests {
                 Some("failed pods do not count"),
             ),
             pod("f-b-1-ccc", ("job-name", "f-b-1"), "Succeeded", Some("")),
+            {
+                // A predecessor's pod: a Job of the same name, but another UID.
+                let mut old = pod(
+                    "f-a-1-000",
+                    ("batch.kubernetes.io/job-name", "f-a-1"),
+                    "Succeeded",
+                    Some("the predecessor's"),
+                );
+                old.metadata.owner_references.as_mut().unwrap()[0].uid = "old-uid".to_owned();
+                old
+            },
         ];
         let m = termination_messages(&job_refs, &pods);
         assert_eq!(m.len(), 2);

@@ -1,12 +1,18 @@
 //! Flows sharing a `concurrencyKey` in a namespace follow `concurrencyPolicy`.
 //!
-//! Older flows go first: by creation time, then (creation times have whole seconds) a started
-//! flow before one that has not, then by name. Forbid and Replace both make a newer flow
-//! wait while an older one is unfinished; under Replace the older flow also stops itself as soon
-//! as it sees the newer one, so the wait is short.
+//! Turns go by [`PeerFlow::turn`]: a started flow before one that has not, then by creation
+//! time, then by name. Only a [live](PeerFlow::is_live) peer counts: one the agent has judged
+//! (it has a status for its current spec), that has not finished and is not being deleted, so a
+//! flow nobody has looked at yet, an invalid one or one on its way out neither blocks a `Forbid`
+//! flow nor stops a running one with `Replace`. Forbid and Replace both make a newer flow wait
+//! while an older live one runs; under Replace the older flow also stops itself as soon as it
+//! sees the newer one, so the wait is short.
 
+use jiff::Timestamp;
+
+use super::PeerFlow;
 use super::state::Planning;
-use crate::api::{ConcurrencyPolicy, FlowPhase};
+use crate::api::{ConcurrencyPolicy, FlowPhase, JobFlow, JobFlowStatus};
 
 /// What concurrency allows this flow to do now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +23,49 @@ pub enum Gate {
     Wait(String),
     /// Stop: a newer flow with policy Replace took over.
     Stop(String),
+}
+
+/// Whether a flow with `status` has had its turn and runs: it started, and no retry reopened it
+/// since (a reopened flow is Pending until it gets its turn again).
+pub fn has_turn(status: &JobFlowStatus) -> bool {
+    status.start_time.is_some() && status.phase != Some(FlowPhase::Pending)
+}
+
+impl PeerFlow {
+    /// How the concurrency rules see `flow`, or None for an object without a name.
+    pub fn of(flow: &JobFlow) -> Option<Self> {
+        let status = flow.status.as_ref();
+        Some(Self {
+            name: flow.metadata.name.clone()?,
+            // The API server always sets it; a flow without one sorts as the oldest.
+            created: flow
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |time| time.0),
+            phase: status.and_then(|status| status.phase),
+            policy: flow.spec.execution_policy.concurrency_policy,
+            started: status.is_some_and(has_turn),
+            current: status.is_some_and(|status| {
+                status.observed_generation.is_some()
+                    && status.observed_generation == flow.metadata.generation
+            }),
+            deleting: flow.metadata.deletion_timestamp.is_some(),
+        })
+    }
+
+    /// The order of turns: the smaller goes first.
+    pub fn turn(&self) -> (bool, Timestamp, &str) {
+        (!self.started, self.created, &self.name)
+    }
+
+    /// Whether the peer holds or waits for a turn: judged by the agent (a started flow always
+    /// is), not finished, not being deleted.
+    pub fn is_live(&self) -> bool {
+        self.phase.is_some_and(|phase| !phase.is_terminal())
+            && (self.started || self.current)
+            && !self.deleting
+    }
 }
 
 impl Planning<'_> {
@@ -30,28 +79,20 @@ impl Planning<'_> {
         else {
             return Gate::Proceed;
         };
-        let me = (
-            self.flow
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|time| time.0),
-            self.flow
-                .status
-                .as_ref()
-                .is_none_or(|status| status.start_time.is_none()),
-            self.flow.metadata.name.as_deref().unwrap_or_default(),
-        );
-        let is_older =
-            |peer: &super::PeerFlow| (Some(peer.created), !peer.started, peer.name.as_str()) < me;
-        let unfinished = |peer: &super::PeerFlow| !peer.phase.is_some_and(FlowPhase::is_terminal);
-
-        if let Some(newer) = self.observed.peers.iter().find(|peer| {
-            !is_older(peer)
-                && unfinished(peer)
-                && peer.policy == ConcurrencyPolicy::Replace
-                && peer.name != me.2
-        }) {
+        let Some(mut me) = PeerFlow::of(self.flow) else {
+            return Gate::Proceed;
+        };
+        // This pass may have reopened the flow (a retry): it is judged as it is now.
+        me.started = has_turn(&self.status);
+        let live = || {
+            self.observed
+                .peers
+                .iter()
+                .filter(|peer| peer.is_live() && peer.name != me.name)
+        };
+        if let Some(newer) =
+            live().find(|peer| peer.turn() > me.turn() && peer.policy == ConcurrencyPolicy::Replace)
+        {
             return Gate::Stop(format!(
                 "replaced by the newer flow {:?} (concurrencyKey {key:?}, concurrencyPolicy Replace)",
                 newer.name
@@ -60,13 +101,10 @@ impl Planning<'_> {
         if policy.concurrency_policy == ConcurrencyPolicy::Allow {
             return Gate::Proceed;
         }
-        let oldest_unfinished = self
-            .observed
-            .peers
-            .iter()
-            .filter(|peer| is_older(peer) && unfinished(peer))
-            .min_by(|a, b| (a.created, !a.started, &a.name).cmp(&(b.created, !b.started, &b.name)));
-        match oldest_unfinished {
+        match live()
+            .filter(|peer| peer.turn() < me.turn())
+            .min_by(|a, b| a.turn().cmp(&b.turn()))
+        {
             Some(peer) => Gate::Wait(format!(
                 "waiting for flow {:?} to finish (concurrencyKey {key:?}, concurrencyPolicy {:?})",
                 peer.name, policy.concurrency_policy

@@ -67,7 +67,8 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Another flow sharing this flow's `concurrencyKey`.
+/// Another flow sharing this flow's `concurrencyKey`, as the concurrency rules judge it
+/// ([`PeerFlow::of`] reads one from its object).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerFlow {
     /// Its name.
@@ -78,9 +79,14 @@ pub struct PeerFlow {
     pub phase: Option<FlowPhase>,
     /// Its own `concurrencyPolicy`: an older flow stops itself for a newer `Replace` peer.
     pub policy: ConcurrencyPolicy,
-    /// Whether it has started (`status.startTime` is set). Creation times have whole seconds,
-    /// so among flows created in the same second a started one counts as the older.
+    /// Whether it has started (`status.startTime` is set). A started flow goes before any
+    /// flow that has not, whatever their creation times.
     pub started: bool,
+    /// Whether its status describes its current spec (`status.observedGeneration` is its
+    /// `metadata.generation`): an unstarted flow edited since is judged again before it counts.
+    pub current: bool,
+    /// Whether it is being deleted.
+    pub deleting: bool,
 }
 
 /// One Event to record on the flow.
