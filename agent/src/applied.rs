@@ -29,14 +29,16 @@ impl AppliedJobs {
         }
     }
 
-    /// `cached` plus the applied Jobs that `belongs` accepts and the cache does not show yet.
-    /// Entries the cache now shows, and entries older than [`STAND_IN`], are dropped.
+    /// `cached` plus the applied Jobs that `belongs` accepts and the cache does not show yet,
+    /// and when the first of those added stops standing in (the flow must be looked at again
+    /// then). Entries the cache now shows, and entries older than [`STAND_IN`], are dropped.
     pub fn with_unseen(
         &self,
         mut cached: Vec<Arc<Job>>,
         belongs: impl Fn(&Job) -> bool,
         now: Instant,
-    ) -> Vec<Arc<Job>> {
+    ) -> (Vec<Arc<Job>>, Option<Instant>) {
+        let mut ends: Option<Instant> = None;
         let mut jobs = self.lock();
         jobs.retain(|uid, (job, applied)| {
             let seen = cached
@@ -45,10 +47,12 @@ impl AppliedJobs {
             let live = !seen && now.duration_since(*applied) < STAND_IN;
             if live && belongs(job) {
                 cached.push(Arc::clone(job));
+                let end = *applied + STAND_IN;
+                ends = Some(ends.map_or(end, |first| first.min(end)));
             }
             live
         });
-        cached
+        (cached, ends)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Job>, Instant)>> {
@@ -78,12 +82,12 @@ mod tests {
         let applied = AppliedJobs::default();
         let start = Instant::now();
         applied.record(job("f-a-1", "u1"), start);
-        let seen = applied.with_unseen(vec![], |_| true, start);
+        let seen = applied.with_unseen(vec![], |_| true, start).0;
         assert_eq!(names(&seen), ["f-a-1"]);
         // The cache caught up: the cached object is used and the entry goes.
         let cached = vec![Arc::new(job("f-a-1", "u1"))];
-        assert_eq!(applied.with_unseen(cached, |_| true, start).len(), 1);
-        assert!(applied.with_unseen(vec![], |_| true, start).is_empty());
+        assert_eq!(applied.with_unseen(cached, |_| true, start).0.len(), 1);
+        assert!(applied.with_unseen(vec![], |_| true, start).0.is_empty());
     }
 
     #[test]
@@ -98,17 +102,31 @@ mod tests {
                     |job| job.metadata.name.as_deref() == Some("f"),
                     start
                 )
+                .0
                 .is_empty()
         );
         assert_eq!(
-            applied.with_unseen(vec![], |_| true, start).len(),
+            applied.with_unseen(vec![], |_| true, start).0.len(),
             1,
             "kept for its own flow"
         );
         assert!(
             applied
                 .with_unseen(vec![], |_| true, start + STAND_IN)
+                .0
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_stand_in_says_when_it_ends() {
+        let applied = AppliedJobs::default();
+        let start = Instant::now();
+        applied.record(job("f-a-1", "u1"), start);
+        applied.record(job("f-b-1", "u2"), start + Duration::from_secs(5));
+        let (_, ends) = applied.with_unseen(vec![], |_| true, start + Duration::from_secs(6));
+        assert_eq!(ends, Some(start + STAND_IN));
+        let (_, none) = applied.with_unseen(vec![], |_| false, start);
+        assert_eq!(none, None, "only the stand-ins used count");
     }
 }

@@ -127,7 +127,9 @@ pub fn status_changed(current: Option<&JobFlowStatus>, planned: &JobFlowStatus) 
 }
 
 /// Runs one API call under [`WRITE_TIMEOUT`].
-async fn within<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, kube::Error> {
+pub async fn within<T>(
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, kube::Error> {
     tokio::time::timeout(WRITE_TIMEOUT, call)
         .await
         .unwrap_or_else(|_| Err(timed_out()))

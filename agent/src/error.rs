@@ -46,6 +46,14 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// Reading a step's Job missing from the cache, to confirm it is gone, failed.
+    #[error("reading Job {name} to confirm it was deleted")]
+    ConfirmJob {
+        /// The Job's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
     /// Deleting the flow after its TTL failed.
     #[error("deleting the flow")]
     DeleteFlow {
@@ -64,6 +72,7 @@ impl Error {
             Self::CreateJob { .. } => "create_job",
             Self::DeleteJob { .. } => "delete_job",
             Self::PatchStatus { .. } => "patch_status",
+            Self::ConfirmJob { .. } => "confirm_job",
             Self::DeleteFlow { .. } => "delete_flow",
         }
     }

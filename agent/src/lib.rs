@@ -9,6 +9,7 @@ pub mod applied;
 pub mod apply;
 pub mod args;
 pub mod caches;
+pub mod confirm;
 pub mod context;
 pub mod controller;
 pub mod error;

@@ -7,11 +7,13 @@ use jiff::Timestamp;
 use jobflow::api::JobFlow;
 use jobflow::labels;
 use jobflow::planner::{self, Plan};
+use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::apply;
+use crate::confirm;
 use crate::context::Context;
 use crate::error::Error;
 use crate::observe;
@@ -40,32 +42,44 @@ async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
         Some(key) => Some(ctx.key_locks.lock(&namespace, key).await),
         None => None,
     };
-    let plan = plan(flow, ctx, &namespace);
+    let (mut jobs, stand_in_ends) = flow_jobs(flow, ctx);
+    confirm::confirm_missing(ctx, flow, &namespace, &mut jobs).await?;
+    let plan = plan(flow, ctx, &namespace, &jobs);
     let carried = apply::carry_out(ctx, flow, &namespace, &plan).await?;
     if carried.refused {
         // The next plan turns the refusal into the step's or the flow's failure.
         return Ok(Action::requeue(REPLAN_AFTER_REFUSAL));
     }
-    Ok(plan
-        .requeue_after
-        .map_or_else(Action::await_change, Action::requeue))
+    // A Job that stands in for the cache is looked at again when it stops standing in: if the
+    // watch never showed it, the next plan sees it missing (and confirms that it is).
+    let stand_in = stand_in_ends.map(|ends| ends.saturating_duration_since(Instant::now()));
+    Ok(match (plan.requeue_after, stand_in) {
+        (Some(a), Some(b)) => Action::requeue(a.min(b)),
+        (Some(wait), None) | (None, Some(wait)) => Action::requeue(wait),
+        (None, None) => Action::await_change(),
+    })
 }
 
-/// Gathers what the caches show of `flow` and asks the planner what to do. Synchronous: no
-/// cache borrow outlives it.
-fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
-    let started = Instant::now();
-    let compiled = ctx.caches.flow_states.compiled(flow);
-    let name = flow.name_any();
+/// The flow's Jobs from the cache, plus those this agent applied that the watch has not
+/// delivered yet; and when the first of those stops standing in for the cache.
+fn flow_jobs(flow: &JobFlow, ctx: &Context) -> (Vec<Arc<Job>>, Option<Instant>) {
     let cached = ctx
         .caches
         .jobs
         .state_filter(|job| observe::is_flow_job(flow, job));
-    // Jobs this agent just applied count as seen even before the watch delivers them.
-    let jobs =
-        ctx.caches
-            .applied
-            .with_unseen(cached, |job| observe::is_flow_job(flow, job), started);
+    ctx.caches.applied.with_unseen(
+        cached,
+        |job| observe::is_flow_job(flow, job),
+        Instant::now(),
+    )
+}
+
+/// Gathers what the caches show of `flow` and asks the planner what to do. Synchronous: no
+/// cache borrow outlives it.
+fn plan(flow: &JobFlow, ctx: &Context, namespace: &str, jobs: &[Arc<Job>]) -> Plan {
+    let started = Instant::now();
+    let compiled = ctx.caches.flow_states.compiled(flow);
+    let name = flow.name_any();
     let pods = ctx.caches.pods.state_filter(|pod| {
         pod.metadata.namespace.as_deref() == Some(namespace)
             && pod.labels().get(labels::FLOW) == Some(&name)
@@ -81,7 +95,7 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str) -> Plan {
             .collect(),
         None => Vec::new(),
     };
-    let mut observed = observe::observed(flow, &jobs, &pods, &flows);
+    let mut observed = observe::observed(flow, jobs, &pods, &flows);
     observed.refused = ctx
         .caches
         .flow_states

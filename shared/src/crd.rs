@@ -47,7 +47,8 @@ pub fn jobflow_crd() -> CustomResourceDefinition {
             rule: IMMUTABLE_SPEC_RULE.into(),
             message: Some(
                 "spec is immutable once the flow has started (only spec.suspend may change); \
-                 create a new JobFlow, or retry this one with `kubectl jobflow retry`"
+                 create a new JobFlow, or retry this one by annotating it \
+                 workflow.kube-zen.io/retry=<request id>"
                     .into(),
             ),
             reason: Some("FieldValueForbidden".into()),

@@ -15,6 +15,9 @@ pub const FIELD_MANAGER: &str = "jobflow-agent";
 
 /// Annotation prefix of approval requests: `approve.workflow.kube-zen.io/<step>: <request id>`.
 pub const APPROVE_PREFIX: &str = "approve.workflow.kube-zen.io/";
-/// Annotation of retry requests: `<request id>` retries the failed and skipped steps of a
-/// finished flow; `<request id>:<step>,<step>` retries those steps and everything downstream.
+/// Annotation of a retry request: `<request id>` (any text) retries the failed and skipped
+/// steps of a finished flow.
 pub const RETRY: &str = "workflow.kube-zen.io/retry";
+/// Annotation prefix of a named retry: `retry.workflow.kube-zen.io/<step>: <request id>`
+/// retries that step and everything downstream of it.
+pub const RETRY_PREFIX: &str = "retry.workflow.kube-zen.io/";

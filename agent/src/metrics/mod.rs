@@ -33,6 +33,8 @@ pub enum Operation {
     Create,
     /// Replace with a resourceVersion (Leases).
     Update,
+    /// A GET (only to confirm a step's Job is gone before failing the step).
+    Get,
 }
 
 impl Operation {
@@ -44,6 +46,7 @@ impl Operation {
             Self::CreateEvent => "create_event",
             Self::Create => "create",
             Self::Update => "update",
+            Self::Get => "get",
         }
     }
 }
@@ -254,6 +257,11 @@ impl Metrics {
 
     /// Counts one API write.
     pub fn api_write(&self, operation: Operation, resource: Resource) {
+        self.api_request(operation, resource);
+    }
+
+    /// Counts one API request of any kind (writes, and the rare confirming GET).
+    pub fn api_request(&self, operation: Operation, resource: Resource) {
         self.api_requests
             .with_label_values(&[operation.as_str(), resource.as_str()])
             .inc();

@@ -266,7 +266,7 @@ pub enum StepType {
     /// Runs a batch/v1 Job from `template`.
     #[default]
     Job,
-    /// Waits for approval (see the `kubectl jobflow approve` command).
+    /// Waits for approval: the annotation `approve.workflow.kube-zen.io/<step>` releases it.
     Manual,
 }
 

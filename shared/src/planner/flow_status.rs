@@ -27,7 +27,11 @@ impl Planning<'_> {
         if phase.is_terminal() {
             let now = self.now_time();
             self.status.completion_time.get_or_insert(now.clone());
-            self.status.start_time.get_or_insert(now);
+            // An invalid flow never started: without a startTime its spec may still be fixed
+            // (the immutability rule exempts it) and the corrected generation runs.
+            if !self.failure.as_ref().is_some_and(FlowFailure::is_invalid) {
+                self.status.start_time.get_or_insert(now);
+            }
         }
         self.status.phase = Some(phase);
         self.set_ready(phase == FlowPhase::Succeeded, reason, message);

@@ -4,10 +4,11 @@
 //! - `approve.workflow.kube-zen.io/<step>: <request id>` approves a Manual step. A request made
 //!   before the step waits is kept and approves it when it gets there.
 //! - `workflow.kube-zen.io/retry: <request id>` retries the failed and skipped steps of a
-//!   finished flow; `<request id>:<step>,<step>` retries those steps and everything downstream,
-//!   whether the flow finished or not (the named steps must have ended). Succeeded steps outside
-//!   that set keep their results; finally steps run again. Retried steps start new attempts
-//!   (new Job names) with a fresh retry budget.
+//!   finished flow; `retry.workflow.kube-zen.io/<step>: <request id>` retries that step and
+//!   everything downstream, whether the flow finished or not (the named step must have ended;
+//!   running steps downstream have their Jobs deleted). Request ids are opaque: any text.
+//!   Succeeded steps outside that set keep their results; finally steps run again. Retried
+//!   steps start new attempts (new Job names) with a fresh retry budget.
 
 use std::collections::BTreeSet;
 
@@ -58,45 +59,63 @@ impl Planning<'_> {
         }
     }
 
-    /// Carries out a new retry request; a finished flow it reopens runs again.
+    /// Carries out new retry requests: the flow-wide one and the named ones, together. A
+    /// finished flow they reopen waits for its turn again (concurrency) and then starts a
+    /// fresh run; a running step they reset has its Job deleted first, so no attempt is left
+    /// running untracked beside the new one.
     pub fn handle_retry_request(&mut self, compiled: &CompiledFlow) {
-        let Some(request) = self
-            .flow
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(labels::RETRY))
-        else {
-            return;
-        };
-        if self.status.handled_requests.get(labels::RETRY) == Some(request) {
+        let annotations = self.flow.metadata.annotations.clone().unwrap_or_default();
+        let finished = self.status.phase.is_some_and(FlowPhase::is_terminal);
+        let mut targets = BTreeSet::new();
+        let mut requests = Vec::new();
+        for (key, request) in &annotations {
+            let named = key.strip_prefix(labels::RETRY_PREFIX);
+            if (named.is_none() && key != labels::RETRY)
+                || self.status.handled_requests.get(key) == Some(request)
+            {
+                continue;
+            }
+            self.status
+                .handled_requests
+                .insert(key.clone(), request.clone());
+            let found = match named {
+                Some(step) => self.named_retry_targets(compiled, step),
+                None => self.failed_part(compiled, finished),
+            };
+            match found {
+                Ok(found) => {
+                    targets.extend(found);
+                    requests.push(format!("{key}={request:?}"));
+                }
+                Err(why) => self.warning(
+                    reasons::RETRY_REJECTED,
+                    format!("retry request {key}={request:?} not carried out: {why}"),
+                ),
+            }
+        }
+        if targets.is_empty() {
             return;
         }
-        self.status
-            .handled_requests
-            .insert(labels::RETRY.to_owned(), request.clone());
-        let finished = self.status.phase.is_some_and(FlowPhase::is_terminal);
-        let targets = match self.retry_targets(compiled, request, finished) {
-            Ok(targets) => targets,
-            Err(why) => {
-                self.warning(
-                    reasons::RETRY_REJECTED,
-                    format!("retry request {request:?} not carried out: {why}"),
-                );
-                return;
-            }
-        };
         let dag = &compiled.dag;
+        // Finally steps run once every other step has ended, so they run again after a retry.
+        targets.extend(dag.regular_count()..dag.len());
         let names: Vec<&str> = targets.iter().map(|index| dag.name(*index)).collect();
+        let requests = requests.join(", ");
         self.event(
             reasons::STEP_RETRY,
-            format!("Retrying {} (request {request:?})", names.join(", ")),
+            format!("Retrying {} (request {requests})", names.join(", ")),
         );
         for &index in &targets {
+            let step = &self.status.steps[index];
+            if step.phase == StepPhase::Running
+                && let Some(job) = step.job_ref.as_ref().map(|job| job.name.clone())
+            {
+                self.delete_job(&job, reasons::RETRY_REQUESTED);
+            }
             let step = &mut self.status.steps[index];
             step.phase = StepPhase::Pending;
             step.reason = Some(reasons::RETRY_REQUESTED.into());
-            step.message = Some(format!("retry requested ({request:?})"));
+            step.message = Some(format!("retry requested ({requests})"));
             step.retry_count = 0;
             step.completion_time = None;
             step.next_attempt_time = None;
@@ -104,61 +123,54 @@ impl Planning<'_> {
             step.outputs.clear();
         }
         if finished {
-            // A retried flow runs again: it is no longer finished.
-            self.status.phase = Some(FlowPhase::Running);
+            // A reopened flow waits for its turn like a new one; its run (and its deadline)
+            // starts again when it gets it.
+            self.status.phase = Some(FlowPhase::Pending);
             self.status.completion_time = None;
         }
     }
 
-    /// The steps a retry request resets, in DAG order, or why it cannot be done.
-    fn retry_targets(
+    /// Step `name` and everything downstream, or why it cannot be retried.
+    fn named_retry_targets(
         &self,
         compiled: &CompiledFlow,
-        request: &str,
-        finished: bool,
+        name: &str,
     ) -> Result<Vec<usize>, String> {
         let dag = &compiled.dag;
+        let index = dag
+            .index_of(name)
+            .ok_or_else(|| format!("the flow has no step {name:?}"))?;
+        if !self.status.steps[index].phase.is_terminal() {
+            return Err(format!("step {name:?} has not ended yet"));
+        }
+        let mut targets = vec![index];
+        targets.extend(dag.downstream(index));
+        Ok(targets)
+    }
+
+    /// The failed and skipped regular steps of a finished flow and everything downstream, or
+    /// why there are none.
+    fn failed_part(&self, compiled: &CompiledFlow, finished: bool) -> Result<Vec<usize>, String> {
+        if !finished {
+            return Err(format!(
+                "the flow is still running; name the steps to retry with {}<step>",
+                labels::RETRY_PREFIX
+            ));
+        }
+        let dag = &compiled.dag;
         let mut targets = BTreeSet::new();
-        if let Some((_, names)) = request.split_once(':') {
-            for name in names
-                .split(',')
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-            {
-                let index = dag
-                    .index_of(name)
-                    .ok_or_else(|| format!("the flow has no step {name:?}"))?;
-                if !self.status.steps[index].phase.is_terminal() {
-                    return Err(format!("step {name:?} has not ended yet"));
-                }
+        for index in 0..dag.regular_count() {
+            if matches!(
+                self.status.steps[index].phase,
+                StepPhase::Failed | StepPhase::Skipped
+            ) {
                 targets.insert(index);
                 targets.extend(dag.downstream(index));
             }
-            if targets.is_empty() {
-                return Err("no step named after ':'".into());
-            }
-        } else {
-            if !finished {
-                return Err(
-                    "the flow is still running; name the steps to retry as <id>:<step>,<step>"
-                        .into(),
-                );
-            }
-            for index in 0..dag.regular_count() {
-                if matches!(
-                    self.status.steps[index].phase,
-                    StepPhase::Failed | StepPhase::Skipped
-                ) {
-                    targets.insert(index);
-                    targets.extend(dag.downstream(index));
-                }
-            }
-            if targets.is_empty() {
-                return Err("no step failed or was skipped".into());
-            }
         }
-        // Finally steps run once every other step has ended, so they run again after a retry.
-        targets.extend(dag.regular_count()..dag.len());
+        if targets.is_empty() {
+            return Err("no step failed or was skipped".into());
+        }
         Ok(targets.into_iter().collect())
     }
 }

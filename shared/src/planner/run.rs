@@ -17,7 +17,7 @@ impl Planning<'_> {
         match self.concurrency_gate() {
             Gate::Proceed => {}
             Gate::Wait(message) => {
-                if self.status.start_time.is_none() {
+                if !super::concurrency::has_turn(&self.status) {
                     self.waiting = Some(message);
                     return;
                 }
@@ -33,16 +33,20 @@ impl Planning<'_> {
                 return;
             }
         }
-        if self.status.start_time.is_none() {
-            // The flow starts now: its resource templates are applied once, before any Job
-            // that mounts them.
+        if !super::concurrency::has_turn(&self.status) {
+            // The flow (re)starts now, and its deadline counts from now. On its first start
+            // its resource templates are applied once, before any Job that mounts them.
+            let first = self.status.start_time.is_none();
             self.status.start_time = Some(self.now_time());
-            let resources = super::resources::resource_objects(self.flow);
-            if let Some(failure) = self.refused_resource(&resources) {
-                self.stop(compiled, failure);
-                return;
+            self.status.phase = Some(FlowPhase::Running);
+            if first {
+                let resources = super::resources::resource_objects(self.flow);
+                if let Some(failure) = self.refused_resource(&resources) {
+                    self.stop(compiled, failure);
+                    return;
+                }
+                self.plan.apply_resources = resources;
             }
-            self.plan.apply_resources = resources;
         }
         self.handle_approvals(compiled);
         self.observe_running(compiled);

@@ -202,8 +202,10 @@ impl Planning<'_> {
             step.reason = Some(reasons::WAITING_FOR_APPROVAL.into());
             step.message = Some(spec.message.clone().unwrap_or_else(|| {
                 format!(
-                    "approve with: kubectl jobflow approve {} {name}",
-                    self.flow.metadata.name.as_deref().unwrap_or_default()
+                    "approve with: kubectl -n {} annotate jobflow {} {}{name}=$(date +%s)",
+                    self.flow.metadata.namespace.as_deref().unwrap_or("default"),
+                    self.flow.metadata.name.as_deref().unwrap_or_default(),
+                    crate::labels::APPROVE_PREFIX,
                 )
             }));
             self.step_event(
@@ -213,7 +215,7 @@ impl Planning<'_> {
             );
             return false;
         }
-        let attempt = self.status.steps[index].attempt + 1;
+        let attempt = self.status.steps[index].attempt.saturating_add(1);
         let outputs = self.outputs_by_step();
         match build_job(self.flow, spec, attempt, &outputs) {
             Ok(job) => {

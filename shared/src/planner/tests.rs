@@ -505,6 +505,8 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
         phase: Some(FlowPhase::Running),
         policy: ConcurrencyPolicy::Forbid,
         started: true,
+        current: true,
+        deleting: false,
     });
     let plan = world.step_at(t(0));
     assert!(plan.create_jobs.is_empty());
@@ -524,6 +526,8 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
         phase: Some(FlowPhase::Pending),
         policy: ConcurrencyPolicy::Replace,
         started: false,
+        current: true,
+        deleting: false,
     });
     let plan = world.step_at(t(6));
     assert_eq!(short(&plan.delete_jobs[0].name), "etl-a-1");
@@ -716,6 +720,8 @@ fn within_one_creation_second_a_started_flow_counts_as_older() {
         phase: Some(FlowPhase::Running),
         policy: ConcurrencyPolicy::Forbid,
         started: true,
+        current: true,
+        deleting: false,
     });
     let plan = second.step_at(t(0));
     assert!(plan.create_jobs.is_empty(), "the newer flow must wait");
@@ -728,6 +734,8 @@ fn within_one_creation_second_a_started_flow_counts_as_older() {
         phase: Some(FlowPhase::Pending),
         policy: ConcurrencyPolicy::Forbid,
         started: false,
+        current: true,
+        deleting: false,
     });
     world.step_at(t(1));
     assert_eq!(phase(&world), FlowPhase::Running);
@@ -815,4 +823,209 @@ fn a_refused_resource_template_fails_the_flow_before_any_job() {
         "{message}"
     );
     assert_eq!(world.step("a").phase, StepPhase::Skipped);
+}
+
+#[test]
+fn only_live_peers_block_or_replace() {
+    let peer = |name: &str, created: i64, policy: ConcurrencyPolicy| super::PeerFlow {
+        name: name.into(),
+        created: t(created),
+        phase: Some(FlowPhase::Pending),
+        policy,
+        started: false,
+        current: true,
+        deleting: false,
+    };
+    let not_live = |policy: ConcurrencyPolicy, created: i64| {
+        let no_status = super::PeerFlow {
+            phase: None,
+            current: false,
+            ..peer("no-status", created, policy)
+        };
+        let invalid = super::PeerFlow {
+            phase: Some(FlowPhase::Failed),
+            ..peer("invalid", created, policy)
+        };
+        let edited = super::PeerFlow {
+            current: false,
+            ..peer("edited", created, policy)
+        };
+        let deleting = super::PeerFlow {
+            deleting: true,
+            ..peer("deleting", created, policy)
+        };
+        vec![no_status, invalid, edited, deleting]
+    };
+
+    // Older peers that are not live do not make a Forbid flow wait.
+    let mut spec = flow(vec![job_step("a", &[])]);
+    spec.spec.execution_policy.concurrency_key = Some("db".into());
+    let mut world = World::new(spec);
+    world.peers = not_live(ConcurrencyPolicy::Forbid, -10);
+    assert_eq!(created(&world.step_at(t(0))), ["etl-a-1"]);
+    assert_eq!(phase(&world), FlowPhase::Running);
+
+    // Newer Replace peers that are not live do not stop it.
+    world.peers = not_live(ConcurrencyPolicy::Replace, 10);
+    let plan = world.step_at(t(11));
+    assert!(plan.delete_jobs.is_empty(), "{:?}", plan.delete_jobs);
+    assert_eq!(phase(&world), FlowPhase::Running);
+
+    // The same peer once judged (a status for its current spec) does.
+    world
+        .peers
+        .push(peer("judged", 10, ConcurrencyPolicy::Replace));
+    world.step_at(t(12));
+    assert_eq!(reason(&world), reasons::REPLACED);
+}
+
+#[test]
+fn a_started_flow_goes_before_an_older_unstarted_one() {
+    // "young" started while "old" had no status yet (the agent judged it first); "old" waits.
+    let mut spec = flow(vec![job_step("a", &[])]);
+    spec.spec.execution_policy.concurrency_key = Some("db".into());
+    let mut world = World::new(spec);
+    world.peers.push(super::PeerFlow {
+        name: "young".into(),
+        created: t(30),
+        phase: Some(FlowPhase::Running),
+        policy: ConcurrencyPolicy::Forbid,
+        started: true,
+        current: true,
+        deleting: false,
+    });
+    let plan = world.step_at(t(40));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(phase(&world), FlowPhase::Pending);
+}
+
+#[test]
+fn a_flow_that_failed_validation_runs_once_its_spec_is_fixed() {
+    let mut world = World::new(flow(vec![job_step("a", &["transfrom"])]));
+    world.step_at(t(0));
+    assert_eq!(reason(&world), reasons::VALIDATION_FAILED);
+    let status = world.flow.status.as_ref().unwrap();
+    assert!(
+        status.start_time.is_none(),
+        "an invalid flow never started, so its spec may still change"
+    );
+    let old = world.flow.clone();
+
+    // The user fixes the dependency: the update is allowed, and the new generation runs.
+    world.flow.spec.steps[0].dependencies.clear();
+    world.flow.metadata.generation = Some(2);
+    crate::validation::validate_update(&old, &world.flow).unwrap();
+    let plan = world.step_at(t(5));
+    assert_eq!(created(&plan), ["etl-a-1"]);
+    assert_eq!(phase(&world), FlowPhase::Running);
+    let status = world.flow.status.as_ref().unwrap();
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(status.start_time.as_ref().map(|time| time.0), Some(t(5)));
+
+    // An unchanged invalid flow stays failed.
+    let mut world = World::new(flow(vec![job_step("a", &["transfrom"])]));
+    world.step_at(t(0));
+    let plan = world.step_at(t(5));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(reason(&world), reasons::VALIDATION_FAILED);
+}
+
+#[test]
+fn a_named_retry_deletes_the_jobs_of_running_steps_it_resets() {
+    let mut world = World::new(flow(vec![
+        job_step("a", &[]),
+        job_step("b", &["a"]),
+        job_step("c", &["b"]),
+    ]));
+    world.step_at(t(0));
+    world.finish("etl-a-1", true, t(1));
+    world.step_at(t(1));
+    world.step_at(t(2));
+    assert_eq!(world.step("b").phase, StepPhase::Running);
+    let running = world.job("etl-b-1").unwrap().metadata.name.clone().unwrap();
+
+    // The request id is opaque: `date -Iseconds` has colons.
+    let id = "2026-12-02T06:00:00+00:00";
+    world.flow.metadata.annotations =
+        Some([(format!("{}a", labels::RETRY_PREFIX), id.to_owned())].into());
+    let plan = world.step_at(t(3));
+    assert_eq!(
+        plan.delete_jobs
+            .iter()
+            .map(|deletion| (deletion.name.as_str(), deletion.reason))
+            .collect::<Vec<_>>(),
+        [(running.as_str(), reasons::RETRY_REQUESTED)],
+        "b's running Job must go before b starts again"
+    );
+    assert_eq!(created(&plan), ["etl-a-2"]);
+    assert_eq!(world.step("b").phase, StepPhase::Pending);
+    assert_eq!(
+        world.flow.status.as_ref().unwrap().handled_requests[&format!("{}a", labels::RETRY_PREFIX)],
+        id
+    );
+    // Carried out once.
+    assert!(world.step_at(t(4)).delete_jobs.is_empty());
+}
+
+#[test]
+fn a_flow_wide_retry_request_id_is_opaque() {
+    let mut world = World::new(flow(vec![job_step("a", &[])]));
+    world.step_at(t(0));
+    world.finish("etl-a-1", false, t(1));
+    world.step_at(t(1));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+    world.flow.metadata.annotations = Some(
+        [(
+            labels::RETRY.to_owned(),
+            "2026-12-02T06:00:00+00:00".to_owned(),
+        )]
+        .into(),
+    );
+    assert_eq!(created(&world.step_at(t(2))), ["etl-a-2"]);
+}
+
+#[test]
+fn a_retried_flow_waits_its_turn_and_its_deadline_counts_from_the_new_run() {
+    let mut spec = flow(vec![job_step("a", &[])]);
+    spec.spec.execution_policy.active_deadline_seconds = Some(100);
+    spec.spec.execution_policy.concurrency_key = Some("db".into());
+    let mut world = World::new(spec);
+    world.step_at(t(0));
+    world.finish("etl-a-1", false, t(10));
+    world.step_at(t(10));
+    assert_eq!(phase(&world), FlowPhase::Failed);
+
+    // Meanwhile a newer flow of the same key started.
+    world.peers.push(super::PeerFlow {
+        name: "newer".into(),
+        created: t(20),
+        phase: Some(FlowPhase::Running),
+        policy: ConcurrencyPolicy::Forbid,
+        started: true,
+        current: true,
+        deleting: false,
+    });
+    world.flow.metadata.annotations = Some([(labels::RETRY.to_owned(), "r1".to_owned())].into());
+    let plan = world.step_at(t(500));
+    assert!(
+        plan.create_jobs.is_empty(),
+        "the retried flow must wait for \"newer\""
+    );
+    assert_eq!(phase(&world), FlowPhase::Pending);
+    assert!(
+        world.flow.status.as_ref().unwrap().conditions[0]
+            .message
+            .contains("\"newer\"")
+    );
+
+    // Its turn comes long after its first deadline: the new run has a deadline of its own.
+    world.peers[0].phase = Some(FlowPhase::Succeeded);
+    assert_eq!(created(&world.step_at(t(600))), ["etl-a-2"]);
+    assert_eq!(phase(&world), FlowPhase::Running);
+    let status = world.flow.status.as_ref().unwrap();
+    assert_eq!(status.start_time.as_ref().map(|time| time.0), Some(t(600)));
+    world.step_at(t(650));
+    assert_eq!(phase(&world), FlowPhase::Running);
+    world.step_at(t(700));
+    assert_eq!(reason(&world), reasons::ACTIVE_DEADLINE_EXCEEDED);
 }
