@@ -11,8 +11,8 @@ use jobflow::api::{FlowPhase, JobFlow, Step, StepPhase, StepStatus, StepType};
 use jobflow::labels;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
-    FlowBuilder, StepBuilder, events_for, flow_jobs, phase, readable_job_name, ready_message,
-    find_job_name, ready_reason, step_job_name, step_status, wait_for_flow, wait_for_phase,
+    FlowBuilder, StepBuilder, events_for, find_job_name, flow_jobs, phase, readable_job_name,
+    ready_message, ready_reason, step_job_name, step_status, wait_for_flow, wait_for_phase,
 };
 use jobflow_tests::jobs::pods_of;
 use jobflow_tests::{FakePod, POLL, wait_for};
@@ -112,14 +112,15 @@ async fn reopened_gate_ignores_the_handled_approval(
     events: &Api<Event>,
     approve: &str,
 ) -> anyhow::Result<()> {
-    annotate(flows, "release", &[(labels::RETRY, "again:gate")]).await?;
+    let retry_gate = format!("{}gate", labels::RETRY_PREFIX);
+    annotate(flows, "release", &[(retry_gate.as_str(), "again")]).await?;
     let reopened = wait_for_flow(
         flows,
         "release",
-        "the gate to wait for approval again after retry request again:gate",
+        "the gate to wait for approval again after retry request retry.../gate=again",
         TIMEOUT,
         |flow| {
-            Ok(handled(flow, labels::RETRY) == Some("again:gate")
+            Ok(handled(flow, &retry_gate) == Some("again")
                 && phase(flow) == Some(FlowPhase::Paused)
                 && step_status(flow, "gate")?.phase == StepPhase::PendingApproval)
         },
@@ -442,15 +443,15 @@ async fn named_retry_reruns_only_that_step(
     jobs: &Api<Job>,
     a_before: &StepStatus,
 ) -> anyhow::Result<()> {
-    annotate(flows, "pipeline", &[(labels::RETRY, "r2:c")]).await?;
+    let retry_c = format!("{}c", labels::RETRY_PREFIX);
+    annotate(flows, "pipeline", &[(retry_c.as_str(), "r2")]).await?;
     let again = wait_for_flow(
         flows,
         "pipeline",
-        "Succeeded after retry request r2:c",
+        "Succeeded after retry request retry.../c=r2",
         TIMEOUT,
         |flow| {
-            Ok(handled(flow, labels::RETRY) == Some("r2:c")
-                && phase(flow) == Some(FlowPhase::Succeeded))
+            Ok(handled(flow, &retry_c) == Some("r2") && phase(flow) == Some(FlowPhase::Succeeded))
         },
     )
     .await?;
@@ -551,10 +552,7 @@ async fn retry_of_a_failed_flow_reruns_only_the_failed_part() -> anyhow::Result<
         assert_eq!((c.phase, c.attempt), (StepPhase::Succeeded, 1));
         let after = flow_jobs(&jobs, "pipeline").await?;
         assert_eq!(
-            after
-                .iter()
-                .map(ResourceExt::name_any)
-                .collect::<BTreeSet<_>>(),
+            after.iter().map(readable_job_name).collect::<BTreeSet<_>>(),
             names(&[
                 "pipeline-a-1",
                 "pipeline-b-1",
