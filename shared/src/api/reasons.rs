@@ -61,6 +61,8 @@ pub const WAITING_FOR_CONCURRENCY: &str = "WaitingForConcurrency";
 pub const FLOW_SUSPENDED: &str = "FlowSuspended";
 /// Manual steps wait and nothing else runs.
 pub const FLOW_PAUSED: &str = "FlowPaused";
+/// The status was over its budget and was trimmed (the `StatusTrimmed` condition).
+pub const STATUS_BUDGET_EXCEEDED: &str = "StatusBudgetExceeded";
 
 // Event reasons (besides the flow reasons above, which Events reuse).
 /// A step's Job was created.

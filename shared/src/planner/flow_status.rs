@@ -123,10 +123,15 @@ impl Planning<'_> {
         let message = cut(message, MAX_CONDITION_MESSAGE);
         let generation = self.flow.metadata.generation;
         let now = self.now_time();
-        self.status
+        self.status.conditions.retain(|condition| {
+            condition.type_ == READY || condition.type_ == super::STATUS_TRIMMED
+        });
+        match self
+            .status
             .conditions
-            .retain(|condition| condition.type_ == READY);
-        match self.status.conditions.first_mut() {
+            .iter_mut()
+            .find(|condition| condition.type_ == READY)
+        {
             Some(condition) => {
                 if condition.status != status {
                     condition.last_transition_time = now;

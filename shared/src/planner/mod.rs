@@ -4,6 +4,7 @@
 //! out. Nothing here reads a clock or talks to the network.
 
 mod backoff;
+mod budget;
 mod compile;
 mod concurrency;
 mod flow_status;
@@ -25,6 +26,7 @@ mod testing;
 mod tests;
 
 pub use backoff::backoff;
+pub use budget::{MAX_STATUS_BYTES, STATUS_TRIMMED};
 pub use compile::CompiledFlow;
 pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};

@@ -19,6 +19,15 @@ use crate::api::{FlowPhase, StepPhase};
 use crate::labels;
 
 impl Planning<'_> {
+    /// Forgets acknowledgements of requests whose annotation is gone, so `handledRequests`
+    /// never outgrows the annotations (which the API server bounds).
+    pub fn forget_withdrawn_requests(&mut self) {
+        let annotations = self.flow.metadata.annotations.as_ref();
+        self.status
+            .handled_requests
+            .retain(|key, _| annotations.is_some_and(|a| a.contains_key(key)));
+    }
+
     /// Approves Manual steps that wait and have a new approval request.
     pub fn handle_approvals(&mut self, compiled: &CompiledFlow) {
         let annotations = self.flow.metadata.annotations.clone().unwrap_or_default();
@@ -110,7 +119,7 @@ impl Planning<'_> {
             if step.phase == StepPhase::Running
                 && let Some(job) = step.job_ref.as_ref().map(|job| job.name.clone())
             {
-                self.delete_job(&job, reasons::RETRY_REQUESTED);
+                self.delete_job(&job, reasons::RETRY_RESET);
             }
             let step = &mut self.status.steps[index];
             step.phase = StepPhase::Pending;

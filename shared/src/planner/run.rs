@@ -10,6 +10,7 @@ impl Planning<'_> {
     /// Plans a valid flow: requests, concurrency, running steps, deadline, then new steps.
     pub fn run(&mut self, compiled: &CompiledFlow) {
         self.align_steps(&compiled.dag);
+        self.forget_withdrawn_requests();
         self.handle_retry_request(compiled);
         if self.status.phase.is_some_and(FlowPhase::is_terminal) {
             return;

@@ -239,6 +239,7 @@ impl<'a> Planning<'a> {
     /// Completes the plan: flow phase, conditions, progress, TTL and when to look again.
     pub fn finish(mut self) -> Plan {
         self.settle_flow();
+        self.keep_status_in_budget();
         if let Some(at) = self.wake_at {
             let wait = self.now.duration_until(at).unsigned_abs();
             // Round up so the next pass never comes a moment too early.

@@ -954,7 +954,7 @@ fn a_named_retry_deletes_the_jobs_of_running_steps_it_resets() {
             .iter()
             .map(|deletion| (deletion.name.as_str(), deletion.reason))
             .collect::<Vec<_>>(),
-        [(running.as_str(), reasons::RETRY_REQUESTED)],
+        [(running.as_str(), reasons::RETRY_RESET)],
         "b's running Job must go before b starts again"
     );
     assert_eq!(created(&plan), ["etl-a-2"]);
@@ -1028,4 +1028,87 @@ fn a_retried_flow_waits_its_turn_and_its_deadline_counts_from_the_new_run() {
     assert_eq!(phase(&world), FlowPhase::Running);
     world.step_at(t(700));
     assert_eq!(reason(&world), reasons::ACTIVE_DEADLINE_EXCEEDED);
+}
+
+#[test]
+fn the_status_stays_within_its_budget_dropping_the_earliest_finished_first() {
+    // 300 steps, each with 4 KiB of outputs: 1.2 MiB of outputs alone.
+    let steps: Vec<_> = (0..300)
+        .map(|i| {
+            let mut step = job_step(&format!("s{i:03}"), &[]);
+            step.outputs = Some(StepOutputs {
+                parameters: vec![Parameter {
+                    name: "blob".into(),
+                    value: None,
+                    value_from: Some(ParameterSource {
+                        json_path: Some(".blob".into()),
+                        ..ParameterSource::default()
+                    }),
+                }],
+                artifacts: vec![],
+            });
+            step
+        })
+        .collect();
+    let mut world = World::new(flow(steps));
+    world.step_at(t(0));
+    let blob = "x".repeat(4000);
+    for (i, name) in world.running_jobs().into_iter().enumerate() {
+        world
+            .messages
+            .insert(name.clone(), format!("{{\"blob\": \"{blob}\"}}"));
+        // The steps finish one second apart, s000 first.
+        let at = t(1 + i64::try_from(i).unwrap());
+        world.finish(&name, true, at);
+        world.step_at(at);
+    }
+    assert_eq!(phase(&world), FlowPhase::Succeeded);
+    let status = world.flow.status.as_ref().unwrap();
+    let size = serde_json::to_vec(status).unwrap().len();
+    assert!(size <= super::MAX_STATUS_BYTES, "status is {size} bytes");
+    assert!(
+        world.step("s000").outputs.is_empty(),
+        "the earliest finished step's outputs go first"
+    );
+    assert_eq!(world.step("s299").outputs["blob"], blob, "the latest stay");
+    let trimmed = status
+        .conditions
+        .iter()
+        .find(|condition| condition.type_ == super::STATUS_TRIMMED)
+        .expect("a StatusTrimmed condition");
+    assert_eq!(trimmed.reason, reasons::STATUS_BUDGET_EXCEEDED);
+    assert!(trimmed.message.contains("512 KiB"), "{}", trimmed.message);
+    assert_eq!(reason(&world), reasons::FLOW_SUCCEEDED, "Ready stays first");
+}
+
+#[test]
+fn handled_requests_are_forgotten_once_their_annotation_is_gone() {
+    let mut manual = job_step("gate", &[]);
+    manual.step_type = StepType::Manual;
+    manual.template = None;
+    let mut world = World::new(flow(vec![manual]));
+    world.step_at(t(0));
+    let key = format!("{}gate", labels::APPROVE_PREFIX);
+    world.flow.metadata.annotations = Some([(key.clone(), "r1".to_owned())].into());
+    world.step_at(t(1));
+    assert!(
+        world
+            .flow
+            .status
+            .as_ref()
+            .unwrap()
+            .handled_requests
+            .contains_key(&key)
+    );
+    world.flow.metadata.annotations = None;
+    world.step_at(t(2));
+    assert!(
+        world
+            .flow
+            .status
+            .as_ref()
+            .unwrap()
+            .handled_requests
+            .is_empty()
+    );
 }
