@@ -36,7 +36,8 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn as_str(self) -> &'static str {
+    /// The `operation` label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Apply => "apply",
             Self::Delete => "delete",
@@ -79,7 +80,8 @@ impl Resource {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The `resource` label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Jobs => "jobs",
             Self::JobFlows => "jobflows",
