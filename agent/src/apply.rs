@@ -7,6 +7,10 @@
 //! else is a name conflict. A permanent refusal (a 4xx other than 409 and 429) is reported to the
 //! planner through the flow's state, which fails the attempt or the flow; transient errors (429,
 //! 5xx, timeouts) end the reconcile and it is retried with backoff.
+//!
+//! No write is made unless the leadership guard allows it at that moment (see
+//! [`crate::leader::Leadership`]): a replica frozen past its renew deadline refuses, and the
+//! reconcile fails with [`Error::ConfirmLeadership`].
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -124,6 +128,32 @@ pub fn status_changed(current: Option<&JobFlowStatus>, planned: &JobFlowStatus) 
         Some(current) => current != planned,
         None => *planned != JobFlowStatus::default(),
     }
+}
+
+/// Asks the leadership guard, then counts the call. Every API call a reconcile makes (its
+/// writes, and the GET of `confirm`) calls it right before the call, so nothing is done (or
+/// counted) once this replica's leadership may have lapsed, whichever task runs first after a
+/// stall.
+pub fn begin_write(ctx: &Context, operation: Operation, resource: Res) -> Result<(), Error> {
+    if let Err(source) = ctx.leadership.confirm() {
+        tracing::warn!(
+            operation = operation.as_str(),
+            resource = resource.as_str(),
+            error = %source,
+            "not writing: this replica may no longer lead"
+        );
+        return Err(Error::ConfirmLeadership {
+            write: format!("{} {}", operation.as_str(), resource.as_str()),
+            source,
+        });
+    }
+    ctx.metrics.api_write(operation, resource);
+    tracing::debug!(
+        operation = operation.as_str(),
+        resource = resource.as_str(),
+        "API write"
+    );
+    Ok(())
 }
 
 /// Runs one API call under [`WRITE_TIMEOUT`].
@@ -274,7 +304,7 @@ async fn create_resource(
         name: name.to_owned(),
         source,
     };
-    ctx.metrics.api_write(Operation::Create, Res::of_kind(kind));
+    begin_write(ctx, Operation::Create, Res::of_kind(kind))?;
     match create_owned(&api, flow, name, object, kind, reasons::RESOURCE_REJECTED)
         .await
         .map_err(failed)?
@@ -300,7 +330,7 @@ async fn create_job(
             kind: "Job".to_owned(),
         })?;
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    ctx.metrics.api_write(Operation::Create, Res::Jobs);
+    begin_write(ctx, Operation::Create, Res::Jobs)?;
     create_owned(
         &api,
         flow,
@@ -319,7 +349,7 @@ async fn create_job(
 /// Deletes a Job and, in the background, its pods. A Job already gone is fine.
 async fn delete_job(ctx: &Context, namespace: &str, deletion: &JobDeletion) -> Result<(), Error> {
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
-    ctx.metrics.api_write(Operation::Delete, Res::Jobs);
+    begin_write(ctx, Operation::Delete, Res::Jobs)?;
     match within(api.delete(&deletion.name, &DeleteParams::background())).await {
         Ok(_) => {
             tracing::info!(job = %deletion.name, reason = deletion.reason, "deleted Job");
@@ -336,7 +366,9 @@ async fn delete_job(ctx: &Context, namespace: &str, deletion: &JobDeletion) -> R
 /// Publishes one Event on the flow. A failure is logged, not returned: Events are for people and
 /// must not hold back the status.
 async fn publish(ctx: &Context, flow: &JobFlow, planned: &PlannedEvent) {
-    ctx.metrics.api_write(Operation::CreateEvent, Res::Events);
+    if begin_write(ctx, Operation::CreateEvent, Res::Events).is_err() {
+        return;
+    }
     if let Err(error) = ctx.events.publish(flow, planned).await {
         tracing::warn!(reason = planned.reason, error = %chain(&error), "publishing an Event failed");
     }
@@ -356,7 +388,7 @@ async fn patch_status(
         "status": status,
     });
     let started = Instant::now();
-    ctx.metrics.api_write(Operation::PatchStatus, Res::JobFlows);
+    begin_write(ctx, Operation::PatchStatus, Res::JobFlows)?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut written = within(api.patch_status(&flow.name_any(), &params, &Patch::Apply(&body)))
         .await
@@ -372,7 +404,7 @@ async fn patch_status(
 /// Deletes the flow (its TTL expired); its Jobs follow by garbage collection.
 async fn delete_flow(ctx: &Context, flow: &JobFlow, namespace: &str) -> Result<(), Error> {
     let api: Api<JobFlow> = Api::namespaced(ctx.client.clone(), namespace);
-    ctx.metrics.api_write(Operation::Delete, Res::JobFlows);
+    begin_write(ctx, Operation::Delete, Res::JobFlows)?;
     match within(api.delete(&flow.name_any(), &DeleteParams::background())).await {
         Ok(_) => {
             tracing::info!("deleted the flow: its TTL expired");

@@ -8,7 +8,7 @@ use jobflow::api::{JobFlow, StepPhase};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 
-use crate::apply::within;
+use crate::apply::{begin_write, within};
 use crate::context::Context;
 use crate::error::Error;
 use crate::metrics::{Operation, Resource};
@@ -46,7 +46,7 @@ pub async fn confirm_missing(
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), namespace);
     for (name, uid) in missing {
-        ctx.metrics.api_request(Operation::Get, Resource::Jobs);
+        begin_write(ctx, Operation::Get, Resource::Jobs)?;
         let found = within(api.get_opt(name))
             .await
             .map_err(|source| Error::ConfirmJob {

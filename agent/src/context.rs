@@ -7,6 +7,7 @@ use kube::Client;
 use crate::caches::Caches;
 use crate::events::EventPublisher;
 use crate::key_locks::KeyLocks;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 
 /// The reconcile context of one scope.
@@ -21,4 +22,6 @@ pub struct Context {
     pub key_locks: KeyLocks,
     /// The agent's series.
     pub metrics: Arc<Metrics>,
+    /// Whether this replica may write now: asked before every API write.
+    pub leadership: Leadership,
 }

@@ -54,6 +54,14 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// This replica may no longer be the leader: the write was not made.
+    #[error("writing {write}")]
+    ConfirmLeadership {
+        /// What was to be written (e.g. `create jobs`).
+        write: String,
+        /// Why leadership may have lapsed.
+        source: crate::leader::Lapsed,
+    },
     /// Deleting the flow after its TTL failed.
     #[error("deleting the flow")]
     DeleteFlow {
@@ -74,6 +82,7 @@ impl Error {
             Self::PatchStatus { .. } => "patch_status",
             Self::ConfirmJob { .. } => "confirm_job",
             Self::DeleteFlow { .. } => "delete_flow",
+            Self::ConfirmLeadership { .. } => "confirm_leadership",
         }
     }
 }

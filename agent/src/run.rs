@@ -17,7 +17,7 @@ use crate::controller;
 use crate::error::chain;
 use crate::events::EventPublisher;
 use crate::key_locks::KeyLocks;
-use crate::leader::{self, Elector, Timing};
+use crate::leader::{self, Elector, Leadership, Timing};
 use crate::metrics::Metrics;
 
 /// Runs the agent until SIGTERM or SIGINT (then `Ok`), or until it loses the Lease or cannot
@@ -63,11 +63,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
 
     let events = EventPublisher::new(client.clone(), jobflow::labels::FIELD_MANAGER, &identity);
+    // With election on, the controllers write only while the elector says this replica leads.
+    let leadership = if args.leader_election {
+        Leadership::elected()
+    } else {
+        Leadership::unelected()
+    };
     let controllers = run_controllers(
         &client,
         &scopes,
         &events,
         &metrics,
+        &leadership,
         args.concurrency,
         &stopped,
     );
@@ -81,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             &identity,
             Timing::default(),
             Arc::clone(&metrics),
+            leadership,
         );
         leader::run(elector, stopped, controllers).await?;
     } else {
@@ -111,6 +119,7 @@ fn run_controllers(
     scopes: &[Arc<Caches>],
     events: &EventPublisher,
     metrics: &Arc<Metrics>,
+    leadership: &Leadership,
     concurrency: u16,
     stopped: &watch::Receiver<bool>,
 ) -> impl Future<Output = ()> + use<> {
@@ -123,6 +132,7 @@ fn run_controllers(
                 events: events.clone(),
                 key_locks: KeyLocks::default(),
                 metrics: Arc::clone(metrics),
+                leadership: leadership.clone(),
             })
         })
         .collect();

@@ -420,6 +420,29 @@ impl AgentProcess {
         }
     }
 
+    /// Freezes the agent with SIGSTOP (as a stalled VM or a long pause would): it runs nothing,
+    /// renews nothing and answers nothing until [`resume`](Self::resume).
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal("STOP")
+    }
+
+    /// Lets a [`pause`](Self::pause)d agent run again (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal("CONT")
+    }
+
+    /// Sends `SIG<name>` with `kill`, failing if the agent exited already.
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        self.ensure_running()?;
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .with_context(|| format!("running `kill -{name}` on the agent"))?;
+        anyhow::ensure!(sent.success(), "`kill -{name} {pid}` failed: {sent}");
+        Ok(())
+    }
+
     /// Polls `path` until it answers 200, failing early if the process exits.
     async fn wait_for_status(&self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;

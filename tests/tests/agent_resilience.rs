@@ -1,5 +1,6 @@
 //! The agent survives what production throws at it, end to end with the real `jobflow-agent`:
-//! a kill -9 in the middle of many flows, a leader that dies while a standby waits, and running
+//! a kill -9 in the middle of many flows, a leader that dies while a standby waits, a leader
+//! frozen past its Lease that comes back after the takeover, and running
 //! under the least-privilege RBAC of `deploy/agent/rbac.yaml` instead of cluster-admin.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -390,6 +391,348 @@ async fn standby_writes_nothing_and_takes_over_after_a_kill_9() -> anyhow::Resul
             Ok(())
         })
         .await
+    })
+    .await
+}
+
+/// Every status a watch saw of each flow, in order.
+type StatusHistory = Arc<Mutex<BTreeMap<String, Vec<jobflow::api::JobFlowStatus>>>>;
+
+/// Watches the flows of `flows` until the returned task is aborted.
+fn record_statuses(flows: Api<JobFlow>) -> (StatusHistory, tokio::task::JoinHandle<()>) {
+    let history = StatusHistory::default();
+    let writer = Arc::clone(&history);
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(flows, watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            if let Ok(watcher::Event::Apply(flow) | watcher::Event::InitApply(flow)) = event {
+                let status = flow.status.clone().unwrap_or_default();
+                let mut history = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let seen = history.entry(flow.name_any()).or_default();
+                if seen.last() != Some(&status) {
+                    seen.push(status);
+                }
+            }
+        }
+    });
+    (history, task)
+}
+
+/// Where a status went backwards: a terminal flow phase or step phase that changed, a flow
+/// phase back to Pending, or fewer completed steps than before.
+fn regressions(history: &BTreeMap<String, Vec<jobflow::api::JobFlowStatus>>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (flow, statuses) in history {
+        for (before, after) in statuses.iter().zip(statuses.iter().skip(1)) {
+            let rank = |phase: Option<FlowPhase>| match phase {
+                None | Some(FlowPhase::Pending) => 0,
+                Some(phase) if phase.is_terminal() => 2,
+                Some(_) => 1,
+            };
+            let terminal_changed =
+                before.phase.is_some_and(FlowPhase::is_terminal) && after.phase != before.phase;
+            if terminal_changed || rank(after.phase) < rank(before.phase) {
+                found.push(format!(
+                    "{flow}: phase {:?} -> {:?}",
+                    before.phase, after.phase
+                ));
+            }
+            let completed = |s: &jobflow::api::JobFlowStatus| {
+                s.progress.as_ref().map_or(0, |p| p.completed_steps)
+            };
+            if completed(after) < completed(before) {
+                found.push(format!(
+                    "{flow}: completed steps {} -> {}",
+                    completed(before),
+                    completed(after)
+                ));
+            }
+            for step in &before.steps {
+                let now = after.steps.iter().find(|s| s.name == step.name);
+                if step.phase.is_terminal() && now.map(|s| s.phase) != Some(step.phase) {
+                    found.push(format!(
+                        "{flow}: step {} {:?} -> {:?}",
+                        step.name,
+                        step.phase,
+                        now.map(|s| s.phase)
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The Events in `events`' namespace reported by `instance`.
+async fn events_reported_by(events: &Api<Event>, instance: &str) -> anyhow::Result<Vec<String>> {
+    Ok(events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|event| event.reporting_instance.as_deref() == Some(instance))
+        .map(|event| {
+            format!(
+                "{} {} {}",
+                event
+                    .metadata
+                    .creation_timestamp
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+                event.reason.unwrap_or_default(),
+                event.message.unwrap_or_default()
+            )
+        })
+        .collect())
+}
+
+/// The API writes the agent logged (`"API write"` debug lines of `jobflow_agent::apply`) in
+/// its log from byte `from` on.
+fn logged_writes(agent: &AgentProcess, from: u64) -> anyhow::Result<Vec<String>> {
+    let bytes = std::fs::read(agent.log_path())?;
+    let start = usize::try_from(from)?.min(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[start..])
+        .lines()
+        .filter(|line| line.contains("\"message\":\"API write\""))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A flow whose steps end while a frozen leader cannot see it: `slow` (then `next`) finishes
+/// and `hang` times out (its failure does not fail the flow) while the leader is stopped.
+fn outlives_the_leader(name: &str) -> JobFlow {
+    let slow = FakePod::succeed().running_for(Duration::from_secs(16));
+    let hang = FakePod::succeed().running_for(Duration::from_secs(600));
+    FlowBuilder::new(name)
+        .step(StepBuilder::new("slow", &slow))
+        .step(StepBuilder::new("next", &FakePod::quick()).after(&["slow"]))
+        .step(
+            StepBuilder::new("hang", &hang)
+                .timeout_seconds(20)
+                .continue_on_failure(),
+        )
+        .build()
+}
+
+/// What a frozen agent had done when it was frozen.
+struct Frozen {
+    /// When it was frozen.
+    at: Instant,
+    /// Its API writes so far (`zen_flow_api_requests_total`, every series).
+    writes: f64,
+    /// The length of its log.
+    log_offset: u64,
+    /// How many Events it had reported.
+    events: usize,
+}
+
+/// Freezes `agent` (SIGSTOP) once its write counters have not moved for half a second, so what
+/// it wrote before is all counted.
+async fn freeze_when_quiet(agent: &AgentProcess, events: &Api<Event>) -> anyhow::Result<Frozen> {
+    let mut baseline = writes(agent, &[]).await?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = writes(agent, &[]).await?;
+        if (now - baseline).abs() < 0.5 {
+            break;
+        }
+        baseline = now;
+    }
+    agent.pause()?;
+    let frozen = Frozen {
+        at: Instant::now(),
+        writes: baseline,
+        log_offset: std::fs::metadata(agent.log_path())?.len(),
+        events: events_reported_by(events, "agent-a").await?.len(),
+    };
+    eprintln!(
+        "froze agent-a after {} writes and {} Events",
+        frozen.writes, frozen.events
+    );
+    Ok(frozen)
+}
+
+/// Resumes the frozen agent-a and lists what it did that it must not have: writes logged or
+/// counted after the freeze, Events published, or still running 10 s after resuming.
+async fn resume_and_check(
+    agent: &AgentProcess,
+    frozen: &Frozen,
+    events: &Api<Event>,
+) -> anyhow::Result<Vec<String>> {
+    agent.resume()?;
+    // It must stop at once; its counters, while it still answers, must not move.
+    let mut counted = Vec::new();
+    let resumed = Instant::now();
+    while resumed.elapsed() < Duration::from_secs(10) && agent.exit_status()?.is_none() {
+        if let Ok(now) = writes(agent, &[]).await {
+            counted.push(now);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let exited = agent.exit_status()?;
+    eprintln!(
+        "agent-a after resuming: exit {exited:?}, write counters read {counted:?} (frozen at {})",
+        frozen.writes
+    );
+    // Anything agent-a sent has landed by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut problems = Vec::new();
+    let logged = logged_writes(agent, frozen.log_offset)?;
+    if !logged.is_empty() {
+        problems.push(format!(
+            "agent-a logged {} API writes after resuming:\n{}",
+            logged.len(),
+            logged.join("\n")
+        ));
+    }
+    if let Some(moved) = counted
+        .iter()
+        .find(|now| (**now - frozen.writes).abs() > 0.5)
+    {
+        problems.push(format!(
+            "agent-a's write counters went from {} to {moved} after resuming",
+            frozen.writes
+        ));
+    }
+    let after = events_reported_by(events, "agent-a").await?;
+    if after.len() != frozen.events {
+        problems.push(format!(
+            "agent-a published Events after resuming: {:?}",
+            &after[frozen.events.min(after.len())..]
+        ));
+    }
+    if exited.is_none() {
+        problems.push("agent-a still runs 10 s after resuming".to_owned());
+    }
+    Ok(problems)
+}
+
+/// Waits until `identity` holds the Lease `name`.
+async fn wait_for_holder(
+    leases: &Api<Lease>,
+    name: &str,
+    identity: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    wait_for(
+        &format!("{identity} to hold the Lease"),
+        timeout,
+        POLL,
+        || async {
+            Ok((lease_holder(leases, name).await?.as_deref() == Some(identity)).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Rule 5 of issue 7: one leader, even when the network stalls or clocks drift. A leader frozen
+/// (SIGSTOP) past its Lease comes back after a standby took over: it must write nothing, even
+/// though its caches are stale and its timers all fire at once, and no status goes backwards.
+#[tokio::test]
+async fn a_leader_frozen_past_its_lease_writes_nothing_after_the_takeover() -> anyhow::Result<()> {
+    const LEASE: &str = "jobflow-agent-freeze";
+    const FLOWS: usize = 6;
+    // The agent's Lease lasts 15 s; a standby looks every 2 s.
+    const LEASE_DURATION: Duration = Duration::from_secs(15);
+    const TAKEOVER: Duration = Duration::from_secs(30);
+    // Debug lines of every API write the agent makes, so its log shows any write after resume.
+    const LOG_LEVEL: &str = "info,jobflow_agent::apply=debug";
+    run_in_namespace("leader-freeze", |ns: TestNamespace| async move {
+        install_crd(&ns.client()).await?;
+        let flows: Api<JobFlow> = ns.api();
+        let leases: Api<Lease> = ns.api();
+        let events: Api<Event> = ns.api();
+
+        let leader = AgentProcess::builder(ns.name())
+            .leader_election(LEASE, ns.name(), "agent-a")
+            .log_level(LOG_LEVEL)
+            .start()
+            .await?;
+        logging_failure(
+            &leader,
+            wait_for_holder(&leases, LEASE, "agent-a", TAKEOVER),
+        )
+        .await?;
+        let standby = AgentProcess::builder(ns.name())
+            .leader_election(LEASE, ns.name(), "agent-b")
+            .log_level(LOG_LEVEL)
+            .start()
+            .await?;
+        let (statuses, recorder) = record_statuses(flows.clone());
+        let outcome = logging_failure(
+            &standby,
+            logging_failure(&leader, async {
+                let names: Vec<String> = (0..FLOWS).map(|i| format!("frozen-{i}")).collect();
+                for name in &names {
+                    flows
+                        .create(&PostParams::default(), &outlives_the_leader(name))
+                        .await?;
+                }
+                // Every flow runs its first Jobs under agent-a.
+                wait_for(
+                    "every flow to run slow and hang",
+                    Duration::from_secs(60),
+                    POLL,
+                    || async {
+                        for name in &names {
+                            let flow = flows.get(name).await?;
+                            let running = |step| {
+                                step_status(&flow, step)
+                                    .is_ok_and(|s| s.phase == StepPhase::Running)
+                            };
+                            if !(running("slow") && running("hang")) {
+                                return Ok(None);
+                            }
+                        }
+                        Ok(Some(()))
+                    },
+                )
+                .await?;
+                let frozen = freeze_when_quiet(&leader, &events).await?;
+                let paused = frozen.at;
+                wait_for_holder(&leases, LEASE, "agent-b", TAKEOVER).await?;
+                eprintln!(
+                    "agent-b took the Lease {:?} after the freeze",
+                    paused.elapsed()
+                );
+                // agent-b acts: every flow finishes (slow, next and hang's timeout) under it.
+                for name in &names {
+                    wait_for_phase(&flows, name, FlowPhase::Succeeded, Duration::from_secs(60))
+                        .await?;
+                }
+                let standby_writes = writes(&standby, &[("resource", "jobflows")]).await?;
+                assert!(
+                    standby_writes >= 1.0,
+                    "agent-b wrote no status after taking over"
+                );
+                anyhow::ensure!(
+                    paused.elapsed() > LEASE_DURATION,
+                    "agent-a was frozen for less than the Lease duration"
+                );
+                eprintln!("resuming agent-a after {:?}", paused.elapsed());
+
+                let mut problems = resume_and_check(&leader, &frozen, &events).await?;
+                let backwards =
+                    regressions(&statuses.lock().unwrap_or_else(PoisonError::into_inner));
+                if !backwards.is_empty() {
+                    problems.push(format!("statuses went backwards: {backwards:?}"));
+                }
+                for name in &names {
+                    if phase(&flows.get(name).await?) != Some(FlowPhase::Succeeded) {
+                        problems.push(format!("{name} is no longer Succeeded"));
+                    }
+                }
+                anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
+                assert_eq!(
+                    lease_holder(&leases, LEASE).await?.as_deref(),
+                    Some("agent-b")
+                );
+                Ok(())
+            }),
+        )
+        .await;
+        recorder.abort();
+        outcome
     })
     .await
 }

@@ -38,7 +38,8 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn as_str(self) -> &'static str {
+    /// The `operation` label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Apply => "apply",
             Self::Delete => "delete",
@@ -82,7 +83,8 @@ impl Resource {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// The `resource` label.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Jobs => "jobs",
             Self::JobFlows => "jobflows",
@@ -255,13 +257,8 @@ impl Metrics {
         })
     }
 
-    /// Counts one API write.
+    /// Counts one API call (a write, or the rare confirming GET).
     pub fn api_write(&self, operation: Operation, resource: Resource) {
-        self.api_request(operation, resource);
-    }
-
-    /// Counts one API request of any kind (writes, and the rare confirming GET).
-    pub fn api_request(&self, operation: Operation, resource: Resource) {
         self.api_requests
             .with_label_values(&[operation.as_str(), resource.as_str()])
             .inc();
