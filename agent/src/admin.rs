@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::caches::Caches;
 use crate::error::chain;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StateEntries};
 
 /// What the admin endpoints read.
 #[derive(Debug)]
@@ -50,7 +50,16 @@ impl Admin {
     fn metrics(&self) -> Response<Full<Bytes>> {
         let flows: Vec<_> = self.scopes.iter().flat_map(|s| s.flows.state()).collect();
         let depth = self.scopes.iter().map(|s| s.triggers.depth()).sum();
-        self.metrics.refresh(flows.iter().map(AsRef::as_ref), depth);
+        let entries = self
+            .scopes
+            .iter()
+            .fold(StateEntries::default(), |sum, scope| StateEntries {
+                flow_states: sum.flow_states + scope.flow_states.len(),
+                written: sum.written + scope.written.len(),
+                applied: sum.applied + scope.applied.len(),
+            });
+        self.metrics
+            .refresh(flows.iter().map(AsRef::as_ref), depth, entries);
         match self.metrics.encode() {
             Ok(body) => {
                 let mut response = text(StatusCode::OK, body);

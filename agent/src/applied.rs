@@ -55,6 +55,17 @@ impl AppliedJobs {
         (cached, ends)
     }
 
+    /// How many applied Jobs stand in for the cache (entries expire on the next read after
+    /// [`STAND_IN`]).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no applied Job stands in.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Job>, Instant)>> {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }

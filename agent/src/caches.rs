@@ -95,16 +95,18 @@ impl Caches {
     pub fn start(self: &Arc<Self>, client: &Client, writers: Writers) -> Vec<JoinHandle<()>> {
         let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
         let ns = self.namespace.as_deref();
+        // A Job or pod event of a flow that is gone (its Jobs are deleted after it) wakes
+        // nothing: the controller would never reconcile it, and the trigger would stay pending.
         let on_job = {
             let caches = Arc::clone(self);
             move |_: &Store<Job>, _: Option<Arc<Job>>, event: &Event<Job>| {
-                caches.triggers.send(triggers::for_job(event));
+                caches.send_existing(triggers::for_job(event));
             }
         };
         let on_pod = {
             let caches = Arc::clone(self);
             move |_: &Store<Pod>, _: Option<Arc<Pod>>, event: &Event<Pod>| {
-                caches.triggers.send(triggers::for_pod(event));
+                caches.send_existing(triggers::for_pod(event));
             }
         };
         let all = watcher::Config::default().any_semantic();
@@ -138,6 +140,15 @@ impl Caches {
     pub async fn wait_until_ready(&self) {
         // An error means the sender is gone, which cannot happen while `self` is borrowed.
         let _ = self.synced.subscribe().wait_for(|synced| *synced).await;
+    }
+
+    /// Triggers the flows among `flows` that the flow cache holds.
+    fn send_existing(&self, flows: Vec<triggers::FlowRef>) {
+        self.triggers.send(
+            flows
+                .into_iter()
+                .filter(|flow| self.flows.get(flow).is_some()),
+        );
     }
 
     /// Drops the per-flow state of a deleted flow.

@@ -110,6 +110,18 @@ pub struct RegisterError {
 #[error("encoding the metrics")]
 pub struct EncodeError(#[source] prometheus::Error);
 
+/// Sizes of the agent's per-flow maps, for the `zen_flow_state_entries` gauge: each returns to
+/// its baseline once deleted flows are forgotten.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateEntries {
+    /// Flows with compiled specs, error backoff or refusals kept.
+    pub flow_states: usize,
+    /// Flows whose last written status the cache has not shown yet.
+    pub written: usize,
+    /// Applied Jobs standing in for the cache.
+    pub applied: usize,
+}
+
 /// Every series the agent exports, and the registry that holds them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -131,6 +143,7 @@ pub struct Metrics {
     step_queue_depth: IntGauge,
     api_requests: IntCounterVec,
     workqueue_depth: IntGauge,
+    state_entries: IntGaugeVec,
     /// Serialises the reset-and-set of the recomputed gauges between concurrent scrapes.
     refresh: Mutex<()>,
 }
@@ -252,6 +265,12 @@ impl Metrics {
                 "zen_flow_workqueue_depth",
                 "Flows triggered and not yet reconciled",
             )?,
+            state_entries: gauge_vec(
+                &r,
+                "zen_flow_state_entries",
+                "Entries of the agent's per-flow maps (flow_states, written, applied)",
+                &["map"],
+            )?,
             refresh: Mutex::new(()),
             registry: r,
         })
@@ -313,6 +332,7 @@ impl Metrics {
         &self,
         flows: impl IntoIterator<Item = &'a JobFlow>,
         workqueue_depth: usize,
+        state_entries: StateEntries,
     ) {
         let gauges = compute_gauges(flows);
         let _guard = self
@@ -333,6 +353,15 @@ impl Metrics {
         self.step_queue_depth.set(gauges.ready_steps);
         self.workqueue_depth
             .set(i64::try_from(workqueue_depth).unwrap_or(i64::MAX));
+        for (map, n) in [
+            ("flow_states", state_entries.flow_states),
+            ("written", state_entries.written),
+            ("applied", state_entries.applied),
+        ] {
+            self.state_entries
+                .with_label_values(&[map])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The registry in the Prometheus text format.
