@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use jobflow::api::{JobFlow, JobFlowStatus, reasons};
 use jobflow::labels::FIELD_MANAGER;
 use jobflow::planner::{BuiltJob, JobDeletion, Plan, PlannedEvent, Refusal};
+use jobflow::status_diff::status_patch;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -87,8 +88,12 @@ pub async fn carry_out(
     }
     if plan.delete_flow {
         delete_flow(ctx, flow, namespace).await?;
-    } else if status_changed(flow.status.as_ref(), &status) {
-        patch_status(ctx, flow, namespace, &status).await?;
+    } else {
+        let change = status_patch(flow.status.as_ref(), &status);
+        if !change.0.is_empty() {
+            tracing::debug!(change = %change, "writing the status");
+            patch_status(ctx, flow, namespace, &status).await?;
+        }
     }
     for event in &plan.events {
         publish(ctx, flow, event).await;
@@ -119,14 +124,6 @@ fn record_uid(status: &mut Cow<'_, JobFlowStatus>, job: &Job) {
         if let Some(job_ref) = step.job_ref.as_mut() {
             job_ref.uid = Some(uid.clone());
         }
-    }
-}
-
-/// Whether `planned` differs from the status the flow has (no status reads as the empty one).
-pub fn status_changed(current: Option<&JobFlowStatus>, planned: &JobFlowStatus) -> bool {
-    match current {
-        Some(current) => current != planned,
-        None => *planned != JobFlowStatus::default(),
     }
 }
 
@@ -419,7 +416,6 @@ async fn delete_flow(ctx: &Context, flow: &JobFlow, namespace: &str) -> Result<(
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use jobflow::api::FlowPhase;
 
     #[test]
     fn the_applied_jobs_uid_is_recorded_in_its_step_only() {
@@ -454,17 +450,5 @@ mod tests {
             matches!(untouched, Cow::Borrowed(_)),
             "no copy when no step runs that Job"
         );
-    }
-
-    #[test]
-    fn status_is_written_only_when_it_changes() {
-        let running = JobFlowStatus {
-            phase: Some(FlowPhase::Running),
-            ..JobFlowStatus::default()
-        };
-        assert!(!status_changed(None, &JobFlowStatus::default()));
-        assert!(status_changed(None, &running));
-        assert!(!status_changed(Some(&running), &running.clone()));
-        assert!(status_changed(Some(&JobFlowStatus::default()), &running));
     }
 }

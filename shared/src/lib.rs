@@ -8,6 +8,7 @@ pub mod dag;
 pub mod labels;
 pub mod planner;
 pub mod references;
+pub mod status_diff;
 pub mod unmodeled;
 pub mod validation;
 pub mod when;
