@@ -55,6 +55,17 @@ impl AppliedJobs {
         (cached, ends)
     }
 
+    /// Drops the entries of the Jobs of the flow with UID `flow_uid` (the flow is gone).
+    pub fn forget_flow(&self, flow_uid: &str) {
+        self.lock().retain(|_, (job, _)| {
+            !job.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|owner| owner.uid == flow_uid)
+        });
+    }
+
     /// How many applied Jobs stand in for the cache (entries expire on the next read after
     /// [`STAND_IN`]).
     pub fn len(&self) -> usize {
@@ -139,5 +150,29 @@ mod tests {
         assert_eq!(ends, Some(start + STAND_IN));
         let (_, none) = applied.with_unseen(vec![], |_| false, start);
         assert_eq!(none, None, "only the stand-ins used count");
+    }
+
+    #[test]
+    fn a_gone_flows_jobs_are_forgotten() {
+        let applied = AppliedJobs::default();
+        let owned = |name: &str, uid: &str, owner: &str| {
+            let mut job = job(name, uid);
+            job.metadata.owner_references = Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    uid: owner.into(),
+                    ..Default::default()
+                },
+            ]);
+            job
+        };
+        let start = Instant::now();
+        applied.record(owned("f-a-1", "u1", "flow-f"), start);
+        applied.record(owned("g-a-1", "u2", "flow-g"), start);
+        applied.forget_flow("flow-f");
+        assert_eq!(applied.len(), 1);
+        assert_eq!(
+            names(&applied.with_unseen(vec![], |_| true, start).0),
+            ["g-a-1"]
+        );
     }
 }

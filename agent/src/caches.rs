@@ -151,10 +151,24 @@ impl Caches {
         );
     }
 
+    /// Drops the per-flow state of `flow` if the cache no longer holds it (by UID). Called after
+    /// each reconcile, which may have added state after the flow's delete event dropped it: the
+    /// cache is updated before that event's handler runs, so one of the two always sees it gone.
+    pub fn forget_if_gone(&self, flow: &JobFlow) {
+        let Some(uid) = flow.metadata.uid.as_deref() else {
+            return;
+        };
+        let cached = self.flows.get(&ObjectRef::from_obj(flow));
+        if cached.is_none_or(|cached| cached.metadata.uid.as_deref() != Some(uid)) {
+            self.forget(uid);
+        }
+    }
+
     /// Drops the per-flow state of a deleted flow.
     fn forget(&self, uid: &str) {
         self.flow_states.forget(uid);
         self.written.forget(uid);
+        self.applied.forget_flow(uid);
     }
 
     /// Keeps the per-flow state of `live` flows only.

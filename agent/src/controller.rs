@@ -70,6 +70,7 @@ fn error_policy(flow: Arc<JobFlow>, error: &Error, ctx: Arc<Context>) -> Action 
         .caches
         .flow_states
         .reconcile_failed(&flow.uid().unwrap_or_default());
+    ctx.caches.forget_if_gone(&flow);
     tracing::warn!(
         flow = %ObjectRef::from_obj(&*flow),
         error = %chain(error),

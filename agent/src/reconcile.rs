@@ -33,6 +33,7 @@ pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, 
             .flow_states
             .reconcile_succeeded(&flow.uid().unwrap_or_default());
     }
+    ctx.caches.forget_if_gone(&flow);
     result
 }
 
