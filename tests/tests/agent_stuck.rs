@@ -103,11 +103,11 @@ async fn an_unschedulable_pod_is_told_once_and_the_message_clears_when_it_runs()
             tokio::time::sleep(Duration::from_secs(4)).await;
             let told = stuck_events(&events, "backup").await?;
             anyhow::ensure!(told.len() == 1, "one StepStuck Event, got {told:?}");
-            let note = told[0].message.as_deref().unwrap_or_default();
+            let said = told[0].message.as_deref().unwrap_or_default();
             anyhow::ensure!(
-                note.starts_with("Step copy is stuck: pod backup-copy-1-")
-                    && note.contains("node affinity/selector"),
-                "{note}"
+                said.starts_with("Step copy is stuck: pod backup-copy-1-")
+                    && said.contains("node affinity/selector"),
+                "{said}"
             );
             let still = flows.get("backup").await?;
             let copy = step_status(&still, "copy")?;
