@@ -1,6 +1,6 @@
 //! The watch caches of one scope (one namespace, or all): flows, the agent's Jobs and their
-//! succeeded pods, each stripped to what the planner reads, plus the per-flow state that lives
-//! and dies with the cached flows. Reconciles read only from here, never with a GET.
+//! pods that have not failed, each stripped to what the planner reads, plus the per-flow state
+//! that lives and dies with the cached flows. Reconciles read only from here, never with a GET.
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -35,7 +35,8 @@ pub struct Caches {
     pub flows: Store<JobFlow>,
     /// Jobs labelled `workflow.kube-zen.io/managed-by=jobflow-agent`.
     pub jobs: Store<Job>,
-    /// Succeeded pods with the same label.
+    /// Pods with the same label that have not failed: succeeded ones for their termination
+    /// messages, the others to tell why one is stuck.
     pub pods: Store<Pod>,
     /// The controller's trigger channel.
     pub triggers: Triggers,
@@ -105,8 +106,8 @@ impl Caches {
         };
         let on_pod = {
             let caches = Arc::clone(self);
-            move |_: &Store<Pod>, _: Option<Arc<Pod>>, event: &Event<Pod>| {
-                caches.send_existing(triggers::for_pod(event));
+            move |_: &Store<Pod>, old: Option<Arc<Pod>>, event: &Event<Pod>| {
+                caches.send_existing(triggers::for_pod(old.as_deref(), event));
             }
         };
         let all = watcher::Config::default().any_semantic();
@@ -128,7 +129,8 @@ impl Caches {
             )),
             tokio::spawn(reflect(
                 api(client, ns),
-                all.labels(&managed).fields("status.phase=Succeeded"),
+                // A failed pod tells nothing the Job does not (and leaves the cache as it fails).
+                all.labels(&managed).fields("status.phase!=Failed"),
                 strip::pod,
                 writers.pods,
                 on_pod,

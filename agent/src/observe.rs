@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jobflow::api::JobFlow;
 use jobflow::labels;
-use jobflow::planner::{Observed, PeerFlow};
+use jobflow::planner::{Observed, PeerFlow, PodTrouble, pod_trouble};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 const JOB_NAME_LABELS: [&str; 2] = ["batch.kubernetes.io/job-name", "job-name"];
 
 /// What the planner sees of `flow`, from cache contents: its Jobs, their succeeded pods'
-/// termination messages and its concurrency peers. The slices may hold anything the caches hold;
+/// termination messages, why their pods are stuck, and its concurrency peers. The slices may hold anything the caches hold;
 /// only what belongs to `flow` is taken.
 pub fn observed<'a>(
     flow: &JobFlow,
@@ -29,6 +29,7 @@ pub fn observed<'a>(
         .collect();
     Observed {
         termination_messages: termination_messages(&jobs, pods.iter().map(AsRef::as_ref)),
+        pod_trouble: pod_troubles(&jobs, pods.iter().map(AsRef::as_ref)),
         peers: peers(flow, flows.iter().map(AsRef::as_ref)),
         jobs,
         refused: BTreeMap::new(),
@@ -52,19 +53,39 @@ pub fn is_flow_job(flow: &JobFlow, job: &Job) -> bool {
             .any(|o| &o.uid == uid)
 }
 
-/// The termination message of each of `jobs`' succeeded pods, by Job name. A pod is a Job's
-/// when its controller reference carries the Job's UID, so a flow re-created under its old name
-/// never reads its predecessor's pods, whose Jobs had the same name. When a Job had several
-/// succeeded pods the one whose name sorts first is used, so the choice is stable.
+/// The termination message of each of `jobs`' succeeded pods, by Job name (see [`by_job`]).
 pub fn termination_messages<'a>(
     jobs: &[&'a Job],
     pods: impl IntoIterator<Item = &'a Pod>,
 ) -> BTreeMap<String, String> {
+    by_job(jobs, pods, |pod| {
+        termination_message(pod).map(str::to_owned)
+    })
+}
+
+/// Why the pod of each of `jobs` is stuck, by Job name; Jobs whose pods are fine are absent
+/// (see [`by_job`]).
+pub fn pod_troubles<'a>(
+    jobs: &[&'a Job],
+    pods: impl IntoIterator<Item = &'a Pod>,
+) -> BTreeMap<String, PodTrouble> {
+    by_job(jobs, pods, pod_trouble)
+}
+
+/// What `read` finds in `jobs`' pods, by Job name. A pod is a Job's when its controller
+/// reference carries the Job's UID, so a flow re-created under its old name never reads its
+/// predecessor's pods, whose Jobs had the same name. When several pods of a Job have something
+/// to read, the one whose name sorts first is used, so the choice is stable.
+fn by_job<'a, T>(
+    jobs: &[&'a Job],
+    pods: impl IntoIterator<Item = &'a Pod>,
+    read: impl Fn(&'a Pod) -> Option<T>,
+) -> BTreeMap<String, T> {
     let by_uid: BTreeMap<&str, &str> = jobs
         .iter()
         .filter_map(|j| Some((j.metadata.uid.as_deref()?, j.metadata.name.as_deref()?)))
         .collect();
-    let mut found: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    let mut found: BTreeMap<&str, (&str, T)> = BTreeMap::new();
     for pod in pods {
         let Some(pod_name) = pod.metadata.name.as_deref() else {
             continue;
@@ -72,19 +93,16 @@ pub fn termination_messages<'a>(
         let Some(job) = controller_job_uid(pod).and_then(|uid| by_uid.get(uid)) else {
             continue;
         };
-        let Some(message) = termination_message(pod) else {
+        if found.get(job).is_some_and(|(kept, _)| *kept <= pod_name) {
             continue;
-        };
-        match found.get(job) {
-            Some((kept, _)) if *kept <= pod_name => {}
-            _ => {
-                found.insert(job, (pod_name, message));
-            }
+        }
+        if let Some(value) = read(pod) {
+            found.insert(job, (pod_name, value));
         }
     }
     found
         .into_iter()
-        .map(|(job, (_, message))| (job.to_owned(), message.to_owned()))
+        .map(|(job, (_, value))| (job.to_owned(), value))
         .collect()
 }
 

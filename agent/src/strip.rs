@@ -4,7 +4,8 @@
 use jobflow::api::JobFlow;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus, PodTemplateSpec,
+    ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodStatus, PodTemplateSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -33,31 +34,52 @@ pub fn job(job: &mut Job) {
     }
 }
 
-/// Pods keep their identity, labels and owners, their phase and their containers' termination
-/// messages; nothing else.
+/// Pods keep their identity, labels and owners, their phase, their containers' termination
+/// messages and what tells why a pod is stuck (see [`jobflow::planner::pod_trouble`]): the
+/// `PodScheduled` condition, each container's image, restart count and waiting state; nothing
+/// else.
 pub fn pod(pod: &mut Pod) {
     keep_identity(&mut pod.metadata, false);
     pod.spec = None;
     pod.status = pod.status.take().map(|status| PodStatus {
         phase: status.phase,
-        container_statuses: status.container_statuses.map(|containers| {
-            containers
+        conditions: status.conditions.map(|conditions| {
+            conditions
                 .into_iter()
-                .map(keep_termination_message)
+                .filter(|c| c.type_ == "PodScheduled")
+                .map(|c| PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                    ..PodCondition::default()
+                })
                 .collect()
         }),
+        init_container_statuses: status.init_container_statuses.map(keep_containers),
+        container_statuses: status.container_statuses.map(keep_containers),
         ..PodStatus::default()
     });
 }
 
-fn keep_termination_message(c: ContainerStatus) -> ContainerStatus {
+fn keep_containers(containers: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
+    containers.into_iter().map(keep_container).collect()
+}
+
+fn keep_container(c: ContainerStatus) -> ContainerStatus {
     ContainerStatus {
         name: c.name,
+        image: c.image,
+        restart_count: c.restart_count,
         state: c.state.map(|state| ContainerState {
             terminated: state.terminated.map(|t| ContainerStateTerminated {
                 exit_code: t.exit_code,
                 message: t.message,
                 ..ContainerStateTerminated::default()
+            }),
+            waiting: state.waiting.map(|w| ContainerStateWaiting {
+                reason: w.reason,
+                message: w.message,
             }),
             ..ContainerState::default()
         }),
@@ -154,6 +176,78 @@ mod tests {
         assert_eq!(p.metadata.annotations, None);
         assert_eq!(crate::observe::job_name(&p), Some("j"));
         assert_eq!(crate::observe::termination_message(&p), Some("out"));
+    }
+
+    #[test]
+    fn pods_keep_what_tells_why_they_are_stuck() {
+        use k8s_openapi::api::core::v1::ContainerStateRunning;
+        let waiting = |name: &str, reason: &str, message: &str| ContainerStatus {
+            name: name.to_owned(),
+            image: "busybox:nope".to_owned(),
+            image_id: "sha256:big".to_owned(),
+            restart_count: 4,
+            ready: true,
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.to_owned()),
+                    message: Some(message.to_owned()),
+                }),
+                running: Some(ContainerStateRunning::default()),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        };
+        let condition = |type_: &str, reason: &str| PodCondition {
+            type_: type_.to_owned(),
+            status: "False".to_owned(),
+            reason: Some(reason.to_owned()),
+            message: Some(format!("{type_} is false")),
+            last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            )),
+            ..PodCondition::default()
+        };
+        let mut p = crate::observe::tests::pod("p", ("job-name", "j"), "Pending", None);
+        let status = p.status.as_mut().unwrap();
+        status.conditions = Some(vec![
+            condition("PodScheduled", "Unschedulable"),
+            condition("Ready", "ContainersNotReady"),
+        ]);
+        status.init_container_statuses =
+            Some(vec![waiting("init", "ImagePullBackOff", "back-off")]);
+        status.container_statuses = Some(vec![waiting("main", "CrashLoopBackOff", "again")]);
+        status.host_ip = Some("10.0.0.1".to_owned());
+        let before = jobflow::planner::pod_trouble(&p);
+        pod(&mut p);
+        assert_eq!(jobflow::planner::pod_trouble(&p), before);
+        let status = p.status.as_ref().unwrap();
+        let conditions = status.conditions.as_ref().unwrap();
+        assert_eq!(conditions.len(), 1, "only PodScheduled");
+        assert_eq!(conditions[0].last_transition_time, None);
+        assert_eq!(status.host_ip, None);
+        let main = &status.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(main.image, "busybox:nope");
+        assert_eq!(main.restart_count, 4);
+        assert_eq!(main.image_id, "");
+        assert!(!main.ready);
+        let state = main.state.as_ref().unwrap();
+        assert_eq!(state.running, None);
+        assert_eq!(
+            state.waiting.as_ref().unwrap().message.as_deref(),
+            Some("again")
+        );
+        let init = &status.init_container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            init.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
+            Some("ImagePullBackOff")
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use futures::channel::mpsc;
 use jobflow::api::{FlowPhase, JobFlow};
 use jobflow::labels;
+use jobflow::planner::pod_trouble;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -51,12 +52,23 @@ pub fn for_job(event: &Event<Job>) -> Vec<FlowRef> {
     }
 }
 
-/// The flow of a pod that succeeded: its termination message is now readable.
-pub fn for_pod(event: &Event<Pod>) -> Vec<FlowRef> {
+/// The flow of a pod whose news its planner reads; `old` is the cached pod before the event.
+///
+/// A pod wakes its flow when it succeeded (its termination message is now readable), when it
+/// becomes stuck, is stuck otherwise (see [`pod_trouble`]) or stops being stuck, and when a
+/// stuck pod goes away. Other pod updates (a pod starting, its conditions moving on) wake
+/// nobody.
+pub fn for_pod(old: Option<&Pod>, event: &Event<Pod>) -> Vec<FlowRef> {
+    let wakes = match event {
+        Event::Apply(pod) | Event::InitApply(pod) => {
+            observe::termination_message(pod).is_some()
+                || pod_trouble(pod) != old.and_then(pod_trouble)
+        }
+        Event::Delete(pod) => pod_trouble(pod).is_some() || old.and_then(pod_trouble).is_some(),
+        Event::Init | Event::InitDone => false,
+    };
     match event {
-        Event::Apply(pod) | Event::InitApply(pod)
-            if observe::termination_message(pod).is_some() =>
-        {
+        Event::Apply(pod) | Event::InitApply(pod) | Event::Delete(pod) if wakes => {
             let flow = pod.labels().get(labels::FLOW);
             flow.zip(pod.namespace())
                 .map(|(name, ns)| ObjectRef::new(name).within(&ns))
@@ -249,10 +261,58 @@ mod tests {
             .labels
             .get_or_insert_default()
             .insert(labels::FLOW.to_owned(), "f".to_owned());
-        assert_eq!(names(&for_pod(&Event::Apply(p.clone()))), ["f"]);
-        assert!(for_pod(&Event::Delete(p)).is_empty());
-        let running = pod("f-a-1-y", ("job-name", "f-a-1"), "Running", None);
-        assert!(for_pod(&Event::Apply(running)).is_empty());
+        assert_eq!(names(&for_pod(None, &Event::Apply(p.clone()))), ["f"]);
+        assert!(for_pod(Some(&p), &Event::Delete(p.clone())).is_empty());
+        let mut running = p.clone();
+        running.status.as_mut().unwrap().phase = Some("Running".to_owned());
+        running.status.as_mut().unwrap().container_statuses = None;
+        assert!(for_pod(None, &Event::Apply(running)).is_empty());
+    }
+
+    #[test]
+    fn pods_wake_their_flow_when_they_become_or_stop_being_stuck() {
+        use k8s_openapi::api::core::v1::PodCondition;
+        let mut starting = pod("f-a-1-x", ("job-name", "f-a-1"), "Pending", None);
+        starting
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(labels::FLOW.to_owned(), "f".to_owned());
+        starting.status.as_mut().unwrap().container_statuses = None;
+        let unschedulable = |message: &str| {
+            let mut stuck = starting.clone();
+            stuck.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+                type_: "PodScheduled".to_owned(),
+                status: "False".to_owned(),
+                reason: Some("Unschedulable".to_owned()),
+                message: Some(message.to_owned()),
+                ..PodCondition::default()
+            }]);
+            stuck
+        };
+        let stuck = unschedulable("0/3 nodes are available");
+        let apply = |pod: &Pod| Event::Apply(pod.clone());
+        assert!(
+            for_pod(None, &apply(&starting)).is_empty(),
+            "a new pod that is not stuck"
+        );
+        assert_eq!(names(&for_pod(Some(&starting), &apply(&stuck))), ["f"]);
+        assert!(
+            for_pod(Some(&stuck), &apply(&stuck)).is_empty(),
+            "still stuck the same way"
+        );
+        let other_words = unschedulable("0/4 nodes are available");
+        assert_eq!(names(&for_pod(Some(&stuck), &apply(&other_words))), ["f"]);
+        assert_eq!(names(&for_pod(Some(&stuck), &apply(&starting))), ["f"]);
+        assert_eq!(
+            names(&for_pod(Some(&stuck), &Event::Delete(stuck.clone()))),
+            ["f"]
+        );
+        assert_eq!(
+            names(&for_pod(None, &Event::InitApply(stuck.clone()))),
+            ["f"]
+        );
+        assert!(for_pod(None, &Event::Delete(starting.clone())).is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use jobflow::api::{
 };
 use jobflow::labels;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::api::core::v1::{Event, PodSpec};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, ResourceExt};
 
@@ -152,6 +152,19 @@ impl StepBuilder {
     pub fn job_backoff_limit(mut self, limit: i32) -> Self {
         if let Some(spec) = self.job.spec.as_mut() {
             spec.backoff_limit = Some(limit);
+        }
+        self
+    }
+
+    /// Changes the pod spec of the step's Job (e.g. a `nodeSelector`).
+    pub fn pod_spec(mut self, change: impl FnOnce(&mut PodSpec)) -> Self {
+        if let Some(pod) = self
+            .job
+            .spec
+            .as_mut()
+            .and_then(|spec| spec.template.spec.as_mut())
+        {
+            change(pod);
         }
         self
     }

@@ -35,6 +35,8 @@ pub const WAITING_FOR_APPROVAL: &str = "WaitingForApproval";
 pub const RETRY_REQUESTED: &str = "RetryRequested";
 /// A named retry request reset a running step: its Job was deleted.
 pub const RETRY_RESET: &str = "RetryReset";
+/// A running step's pod cannot start or keeps crashing; the step still waits for it.
+pub const POD_STUCK: &str = "PodStuck";
 
 // Why the flow is in its phase (the Ready condition), some also step reasons.
 /// The flow runs.
@@ -81,7 +83,8 @@ pub const STEP_SKIPPED: &str = "StepSkipped";
 pub const STEP_APPROVED: &str = "StepApproved";
 /// A Manual step waits for approval.
 pub const STEP_PENDING_APPROVAL: &str = "StepPendingApproval";
-/// A step's pod cannot start (unschedulable, image pull, configuration errors).
+/// A step's pod cannot start (unschedulable, image pull, configuration errors) or keeps
+/// crashing.
 pub const STEP_STUCK: &str = "StepStuck";
 /// An approval request named no step of the flow.
 pub const APPROVAL_REJECTED: &str = "ApprovalRejected";

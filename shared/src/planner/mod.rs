@@ -12,6 +12,7 @@ mod job_builder;
 mod job_outcome;
 mod naming;
 mod outputs;
+mod pod_trouble;
 #[cfg(test)]
 mod properties;
 mod requests;
@@ -20,6 +21,7 @@ mod run;
 mod running;
 mod schedule;
 mod state;
+mod stuck;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -32,6 +34,7 @@ pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name, resource_name};
 pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
+pub use pod_trouble::{PodTrouble, pod_trouble};
 pub use resources::resource_objects;
 
 use std::collections::BTreeMap;
@@ -52,6 +55,9 @@ pub struct Observed<'a> {
     pub jobs: Vec<&'a Job>,
     /// The termination message of the succeeded pod of each Job, by Job name.
     pub termination_messages: BTreeMap<String, String>,
+    /// Why the pod of a Job is stuck ([`pod_trouble`]), by Job name; Jobs whose pods are fine
+    /// are absent.
+    pub pod_trouble: BTreeMap<String, PodTrouble>,
     /// Other flows in the namespace with the same `concurrencyKey`.
     pub peers: Vec<PeerFlow>,
     /// Objects of this flow the API server refused to create for good, by name (a step's Job

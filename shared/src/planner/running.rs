@@ -108,7 +108,10 @@ impl Planning<'_> {
                     format!("Job {job_name} failed ({reason}): {message}"),
                 );
             }
-            JobOutcome::Running => self.check_timeout(index, job),
+            JobOutcome::Running => {
+                self.report_stuck_pod(index, &job_name);
+                self.check_timeout(index, job);
+            }
         }
     }
 
@@ -211,11 +214,14 @@ impl Planning<'_> {
             reasons::STEP_TIMEOUT,
             format!("Step {name} exceeded timeoutSeconds ({seconds}s); Job {job_name} deleted"),
         );
-        self.attempt_failed(
-            index,
-            reasons::TIMEOUT,
-            format!("attempt exceeded timeoutSeconds ({seconds}s)"),
-        );
+        let mut message = format!("attempt exceeded timeoutSeconds ({seconds}s)");
+        let step = &self.status.steps[index];
+        if step.reason.as_deref() == Some(reasons::POD_STUCK)
+            && let Some(stuck) = step.message.as_deref()
+        {
+            message = format!("{message} while stuck: {stuck}");
+        }
+        self.attempt_failed(index, reasons::TIMEOUT, message);
     }
 
     /// The current attempt of `index` failed: retry after the backoff if the step's retries and

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use super::{CompiledFlow, Observed, PeerFlow, Plan, Refusal, plan};
+use super::{CompiledFlow, Observed, PeerFlow, Plan, PodTrouble, Refusal, plan};
 use crate::api::{JobFlow, JobFlowSpec, Step, StepStatus};
 
 /// The simulated clock's start.
@@ -74,6 +74,8 @@ pub struct World {
     pub flow: JobFlow,
     pub jobs: Vec<Job>,
     pub messages: BTreeMap<String, String>,
+    /// Why a Job's pod is stuck, by Job name (full or short).
+    pub troubles: BTreeMap<String, PodTrouble>,
     pub peers: Vec<PeerFlow>,
     /// Objects the API server refused, by name (full or short).
     pub refused: BTreeMap<String, Refusal>,
@@ -87,6 +89,7 @@ impl World {
             flow,
             jobs: Vec::new(),
             messages: BTreeMap::new(),
+            troubles: BTreeMap::new(),
             peers: Vec::new(),
             refused: BTreeMap::new(),
             created: Vec::new(),
@@ -96,22 +99,25 @@ impl World {
     /// Plans at `now` against what the world holds.
     pub fn plan(&self, now: Timestamp) -> Plan {
         let compiled = CompiledFlow::compile(&self.flow);
-        // Messages may be keyed by a Job's short name (`etl-a-1`).
-        let termination_messages = self
-            .messages
-            .iter()
-            .map(|(name, message)| {
-                let full = self.job(name).and_then(|job| job.metadata.name.clone());
-                (full.unwrap_or_else(|| name.clone()), message.clone())
-            })
-            .collect();
         let observed = Observed {
             jobs: self.jobs.iter().collect(),
-            termination_messages,
+            termination_messages: self.by_full_name(&self.messages),
+            pod_trouble: self.by_full_name(&self.troubles),
             peers: self.peers.clone(),
             refused: self.refused.clone(),
         };
         plan(&self.flow, compiled.as_ref(), &observed, now)
+    }
+
+    /// `by_job` keyed by full Job names (tests may key it by a Job's short name, `etl-a-1`).
+    fn by_full_name<T: Clone>(&self, by_job: &BTreeMap<String, T>) -> BTreeMap<String, T> {
+        by_job
+            .iter()
+            .map(|(name, value)| {
+                let full = self.job(name).and_then(|job| job.metadata.name.clone());
+                (full.unwrap_or_else(|| name.clone()), value.clone())
+            })
+            .collect()
     }
 
     /// Carries a plan out the way the agent and the API server would (refused Jobs are not

@@ -1112,3 +1112,141 @@ fn handled_requests_are_forgotten_once_their_annotation_is_gone() {
             .is_empty()
     );
 }
+
+fn trouble(headline: &str, detail: &str) -> super::PodTrouble {
+    super::PodTrouble {
+        headline: headline.to_owned(),
+        message: format!("{headline}: {detail}"),
+    }
+}
+
+fn stuck_events(plan: &super::Plan) -> Vec<&super::PlannedEvent> {
+    plan.events
+        .iter()
+        .filter(|event| event.reason == reasons::STEP_STUCK)
+        .collect()
+}
+
+#[test]
+fn a_stuck_pod_is_told_once_and_the_message_clears_when_it_starts() {
+    let mut world = World::new(flow(vec![job_step("a", &[])]));
+    world.step_at(t(0));
+    let unschedulable = trouble(
+        "pod etl-a-1-x7k2p cannot be scheduled",
+        "0/3 nodes are available: persistentvolumeclaim \"backup-pvc\" not found",
+    );
+    world
+        .troubles
+        .insert("etl-a-1".into(), unschedulable.clone());
+    let plan = world.step_at(t(1));
+    let events = stuck_events(&plan);
+    assert_eq!(events.len(), 1);
+    assert!(events[0].warning);
+    assert_eq!(events[0].step.as_deref(), Some("a"));
+    assert!(
+        events[0].message.contains("backup-pvc"),
+        "{}",
+        events[0].message
+    );
+    let step = world.step("a");
+    assert_eq!(step.phase, StepPhase::Running);
+    assert_eq!(step.reason.as_deref(), Some(reasons::POD_STUCK));
+    assert_eq!(
+        step.message.as_deref(),
+        Some(unschedulable.message.as_str())
+    );
+
+    // Reconciled again, and again with the scheduler's words changed: no new Event.
+    assert!(stuck_events(&world.step_at(t(2))).is_empty());
+    world.troubles.insert(
+        "etl-a-1".into(),
+        trouble(
+            "pod etl-a-1-x7k2p cannot be scheduled",
+            "0/4 nodes are available",
+        ),
+    );
+    assert!(stuck_events(&world.step_at(t(3))).is_empty());
+    assert!(
+        world
+            .step("a")
+            .message
+            .as_deref()
+            .unwrap()
+            .ends_with("0/4 nodes are available")
+    );
+
+    // Another cause: one more Event.
+    world.troubles.insert(
+        "etl-a-1".into(),
+        trouble(
+            "container main cannot start (CreateContainerConfigError)",
+            "secret \"db\" not found",
+        ),
+    );
+    assert_eq!(stuck_events(&world.step_at(t(4))).len(), 1);
+
+    // The pod starts: the message clears, the step still runs.
+    world.troubles.clear();
+    let plan = world.step_at(t(5));
+    assert!(plan.events.is_empty());
+    let step = world.step("a");
+    assert_eq!(step.phase, StepPhase::Running);
+    assert_eq!(step.reason, None);
+    assert_eq!(step.message, None);
+    let again = world.plan(t(6));
+    assert!(again.events.is_empty());
+    assert_eq!(Some(&again.status), world.flow.status.as_ref());
+
+    // Stuck again later: told again.
+    world.troubles.insert("etl-a-1".into(), unschedulable);
+    assert_eq!(stuck_events(&world.step_at(t(7))).len(), 1);
+    world.finish("etl-a-1", true, t(8));
+    world.step_at(t(8));
+    assert_eq!(
+        world.step("a").reason.as_deref(),
+        Some(reasons::JOB_SUCCEEDED)
+    );
+}
+
+#[test]
+fn a_stuck_step_keeps_waiting_until_its_timeout_which_says_why() {
+    let mut a = job_step("a", &[]);
+    a.timeout_seconds = Some(30);
+    let mut world = World::new(flow(vec![a]));
+    world.step_at(t(0));
+    world.troubles.insert(
+        "etl-a-1".into(),
+        trouble(
+            "image \"busybox:nope\" of container main cannot be pulled (ErrImagePull)",
+            "not found",
+        ),
+    );
+    let plan = world.step_at(t(10));
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(20)));
+    assert!(plan.delete_jobs.is_empty());
+    assert_eq!(world.step("a").phase, StepPhase::Running);
+    world.step_at(t(30));
+    let step = world.step("a");
+    assert_eq!(step.phase, StepPhase::Failed);
+    assert_eq!(step.reason.as_deref(), Some(reasons::TIMEOUT));
+    let message = step.message.as_deref().unwrap();
+    assert!(
+        message.contains("timeoutSeconds (30s)") && message.contains("busybox:nope"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_long_stuck_message_is_bounded() {
+    let mut world = World::new(flow(vec![job_step("a", &[])]));
+    world.step_at(t(0));
+    world.troubles.insert(
+        "etl-a-1".into(),
+        trouble("pod etl-a-1-x cannot be scheduled", &"x".repeat(5000)),
+    );
+    assert_eq!(stuck_events(&world.step_at(t(1))).len(), 1);
+    let message = world.step("a").message.clone().unwrap();
+    assert!(message.len() <= super::state::MAX_STEP_MESSAGE);
+    // The cut message still tells the same cause: no second Event.
+    assert!(stuck_events(&world.step_at(t(2))).is_empty());
+}
