@@ -535,8 +535,8 @@ fn forbid_waits_for_an_older_flow_and_replace_stops_it() {
     assert_eq!(reason(&world), reasons::REPLACED);
 }
 
-#[test]
-fn a_retry_request_reruns_only_the_failed_part() {
+/// The chain a -> b -> c, a succeeded at t(1) and b started.
+fn chain_with_a_done() -> World {
     let mut world = World::new(flow(vec![
         job_step("a", &[]),
         job_step("b", &["a"]),
@@ -545,6 +545,12 @@ fn a_retry_request_reruns_only_the_failed_part() {
     world.step_at(t(0));
     world.finish("etl-a-1", true, t(1));
     world.step_at(t(1));
+    world
+}
+
+#[test]
+fn a_retry_request_reruns_only_the_failed_part() {
+    let mut world = chain_with_a_done();
     world.finish("etl-b-1", false, t(2));
     world.step_at(t(2));
     assert_eq!(phase(&world), FlowPhase::Failed);
@@ -932,14 +938,7 @@ fn a_flow_that_failed_validation_runs_once_its_spec_is_fixed() {
 
 #[test]
 fn a_named_retry_deletes_the_jobs_of_running_steps_it_resets() {
-    let mut world = World::new(flow(vec![
-        job_step("a", &[]),
-        job_step("b", &["a"]),
-        job_step("c", &["b"]),
-    ]));
-    world.step_at(t(0));
-    world.finish("etl-a-1", true, t(1));
-    world.step_at(t(1));
+    let mut world = chain_with_a_done();
     world.step_at(t(2));
     assert_eq!(world.step("b").phase, StepPhase::Running);
     let running = world.job("etl-b-1").unwrap().metadata.name.clone().unwrap();
