@@ -72,11 +72,6 @@ impl AppliedJobs {
         self.lock().len()
     }
 
-    /// Whether no applied Job stands in.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<Job>, Instant)>> {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -104,11 +104,6 @@ impl FlowStates {
         self.lock().len()
     }
 
-    /// Whether no flow has state.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> MutexGuard<'_, HashMap<String, FlowState>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -172,6 +167,6 @@ mod tests {
         assert_eq!(states.len(), 2);
         states.forget("u2");
         states.forget("u3");
-        assert!(states.is_empty());
+        assert_eq!(states.len(), 0);
     }
 }

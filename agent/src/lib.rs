@@ -4,26 +4,26 @@
 //! [`controller`] carries each plan out ([`apply`]). [`leader`] decides which replica acts,
 //! [`admin`] serves metrics and probes.
 
-pub mod admin;
-pub mod applied;
-pub mod apply;
+pub(crate) mod admin;
+pub(crate) mod applied;
+pub(crate) mod apply;
 pub mod args;
-pub mod caches;
-pub mod confirm;
-pub mod context;
-pub mod controller;
+pub(crate) mod caches;
+pub(crate) mod confirm;
+pub(crate) mod context;
+pub(crate) mod controller;
 pub mod error;
-pub mod events;
-pub mod flow_state;
-pub mod key_locks;
-pub mod leader;
-pub mod metrics;
-pub mod observe;
-pub mod reconcile;
-pub mod strip;
+pub(crate) mod events;
+pub(crate) mod flow_state;
+pub(crate) mod key_locks;
+pub(crate) mod leader;
+pub(crate) mod metrics;
+pub(crate) mod observe;
+pub(crate) mod reconcile;
+pub(crate) mod strip;
 pub mod telemetry;
-pub mod triggers;
-pub mod written;
+pub(crate) mod triggers;
+pub(crate) mod written;
 
 mod run;
 

@@ -10,9 +10,6 @@ use jobflow::planner::{Observed, PeerFlow, PodTrouble, pod_trouble};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 
-/// The labels the Job controller puts on a Job's pods, newest first.
-const JOB_NAME_LABELS: [&str; 2] = ["batch.kubernetes.io/job-name", "job-name"];
-
 /// What the planner sees of `flow`, from cache contents: its Jobs, their succeeded pods'
 /// termination messages, why their pods are stuck, and its concurrency peers. The slices may hold anything the caches hold;
 /// only what belongs to `flow` is taken.
@@ -114,13 +111,6 @@ fn controller_job_uid(pod: &Pod) -> Option<&str> {
         .flatten()
         .find(|owner| owner.controller == Some(true) && owner.kind == "Job")
         .map(|owner| owner.uid.as_str())
-}
-
-/// The Job a pod belongs to, from the Job controller's labels.
-pub fn job_name(pod: &Pod) -> Option<&str> {
-    JOB_NAME_LABELS
-        .iter()
-        .find_map(|key| label(pod.metadata.labels.as_ref(), key))
 }
 
 /// The first non-empty termination message of a succeeded pod's containers.

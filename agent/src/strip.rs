@@ -174,7 +174,7 @@ mod tests {
         pod(&mut p);
         assert_eq!(p.spec, None);
         assert_eq!(p.metadata.annotations, None);
-        assert_eq!(crate::observe::job_name(&p), Some("j"));
+        assert_eq!(p.metadata.labels.as_ref().unwrap()["job-name"], "j");
         assert_eq!(crate::observe::termination_message(&p), Some("out"));
     }
 

@@ -57,11 +57,6 @@ impl Written {
         self.lock().len()
     }
 
-    /// Whether no flow has an entry.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobFlow>>> {
         self.flows.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -15,14 +15,12 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-pub use derive::{StatusDelta, derive};
-pub use gauges::{FlowGauges, compute_gauges};
+pub use derive::derive;
+pub use gauges::compute_gauges;
 
 /// An API write the agent makes (the `operation` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
-    /// Server-side apply.
-    Apply,
     /// Delete.
     Delete,
     /// Server-side apply of the status subresource.
@@ -41,7 +39,6 @@ impl Operation {
     /// The `operation` label.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Apply => "apply",
             Self::Delete => "delete",
             Self::PatchStatus => "patch_status",
             Self::CreateEvent => "create_event",
