@@ -24,23 +24,7 @@ pub async fn confirm_missing(
     namespace: &str,
     jobs: &mut Vec<Arc<Job>>,
 ) -> Result<(), Error> {
-    let Some(status) = flow.status.as_ref() else {
-        return Ok(());
-    };
-    let missing: Vec<(&str, &str)> = status
-        .steps
-        .iter()
-        .filter(|step| step.phase == StepPhase::Running)
-        .filter_map(|step| {
-            let job = step.job_ref.as_ref()?;
-            Some((job.name.as_str(), job.uid.as_deref()?))
-        })
-        .filter(|(_, uid)| {
-            !jobs
-                .iter()
-                .any(|job| job.metadata.uid.as_deref() == Some(*uid))
-        })
-        .collect();
+    let missing = missing_jobs(flow, jobs);
     if missing.is_empty() {
         return Ok(());
     }
@@ -65,4 +49,70 @@ pub async fn confirm_missing(
         jobs.push(Arc::new(job));
     }
     Ok(())
+}
+
+/// The (name, UID) of each running step's Job that the status recorded by UID and `jobs` lacks.
+/// A Job whose UID was never recorded is not here: the planner applies it again (idempotent).
+fn missing_jobs<'a>(flow: &'a JobFlow, jobs: &[Arc<Job>]) -> Vec<(&'a str, &'a str)> {
+    let Some(status) = flow.status.as_ref() else {
+        return Vec::new();
+    };
+    status
+        .steps
+        .iter()
+        .filter(|step| step.phase == StepPhase::Running)
+        .filter_map(|step| {
+            let job = step.job_ref.as_ref()?;
+            Some((job.name.as_str(), job.uid.as_deref()?))
+        })
+        .filter(|(_, uid)| {
+            !jobs
+                .iter()
+                .any(|job| job.metadata.uid.as_deref() == Some(*uid))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use jobflow::api::{JobFlowStatus, JobRef, StepStatus};
+
+    use super::*;
+    use crate::observe::tests::{flow, job};
+
+    fn step(name: &str, phase: StepPhase, job: &str, uid: Option<&str>) -> StepStatus {
+        StepStatus {
+            name: name.to_owned(),
+            phase,
+            job_ref: Some(JobRef {
+                name: job.to_owned(),
+                uid: uid.map(str::to_owned),
+                ..JobRef::default()
+            }),
+            ..StepStatus::default()
+        }
+    }
+
+    #[test]
+    fn only_running_steps_with_a_recorded_uid_missing_from_the_cache_are_confirmed() {
+        let mut f = flow("f", "u", None, 0);
+        f.status = Some(JobFlowStatus {
+            steps: vec![
+                step("seen", StepPhase::Running, "f-seen-1", Some("uid-f-seen-1")),
+                step("gone", StepPhase::Running, "f-gone-1", Some("uid-f-gone-1")),
+                step("new", StepPhase::Running, "f-new-1", None),
+                step(
+                    "done",
+                    StepPhase::Succeeded,
+                    "f-done-1",
+                    Some("uid-f-done-1"),
+                ),
+            ],
+            ..JobFlowStatus::default()
+        });
+        let cached = vec![Arc::new(job("f-seen-1", "f", "u"))];
+        assert_eq!(missing_jobs(&f, &cached), [("f-gone-1", "uid-f-gone-1")]);
+        assert!(missing_jobs(&flow("g", "v", None, 0), &cached).is_empty());
+    }
 }
