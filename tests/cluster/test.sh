@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, the local control plane, clippy, the binaries, then every
+# The project's test command: formatting, clippy, the local control plane, the binaries, then every
 # test of the workspace (unit, integration and the cluster tests, which need the control plane).
 #
 # The control plane is always stopped on exit, whatever happened (ZEN_FLOW_KEEP_CLUSTER=1 leaves
@@ -43,10 +43,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 stage fmt cargo fmt --all -- --check
+# Lints need no control plane: a lint failure is reported before minutes of cluster start-up.
+stage clippy cargo clippy --workspace --all-targets -- -D warnings
 stage build bash tests/cluster/build.sh
 stage up bash tests/cluster/up.sh
 export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig
-stage clippy cargo clippy --workspace --all-targets -- -D warnings
 # The agent tests run the real target/debug/jobflow-agent (tests/src/agent.rs): build it first.
 stage bins cargo build --workspace --bins
 stage test cargo test --workspace -- --test-threads="${ZEN_FLOW_TEST_THREADS:-4}"
