@@ -81,7 +81,7 @@ impl Planning<'_> {
 /// (names are at most 63 bytes, times and numbers short), exact lengths for the free text.
 fn upper_bound(status: &JobFlowStatus) -> usize {
     const FLOW_FIELDS: usize = 2048;
-    const STEP_FIELDS: usize = 1024;
+    const STEP_FIELDS: usize = 512;
     const ENTRY: usize = 8;
     let conditions: usize = status
         .conditions
@@ -163,7 +163,13 @@ mod tests {
                 steps: steps
                     .into_iter()
                     .map(|(name, message, outputs)| StepStatus {
-                        job_ref: Some(JobRef { name: format!("{name}-2147483647-abcdef"), uid: Some("0b9f6c1e-0000-0000-0000-000000000000".into()), ..JobRef::default() }),
+                        job_ref: Some(JobRef {
+                            api_version: Some("batch/v1".into()),
+                            kind: Some("Job".into()),
+                            namespace: Some("n".repeat(63)),
+                            name: format!("{name}-2147483647-abcdef"),
+                            uid: Some("0b9f6c1e-0000-0000-0000-000000000000".into()),
+                        }),
                         name,
                         phase: StepPhase::PendingApproval,
                         reason: Some("OutputsUnavailable".into()),
