@@ -1,0 +1,139 @@
+//! `kubectl jobflow get` and `describe` against the real API server and `jobflow-agent`: what
+//! they print matches what the cluster holds.
+
+use std::time::Duration;
+
+use jobflow::api::{FlowPhase, JobFlow};
+use jobflow_tests::FakePod;
+use jobflow_tests::agent::run_with_agent;
+use jobflow_tests::flows::{FlowBuilder, StepBuilder, phase, step_status, wait_for_phase};
+use jobflow_tests::plugin::kubectl_jobflow;
+use kube::Api;
+use kube::api::PostParams;
+
+/// How long a flow here may take; the slowest runs ~4 s of fake pods.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn get_and_describe_show_what_the_cluster_holds() -> anyhow::Result<()> {
+    run_with_agent("plugin-get", |ns, _agent| async move {
+        let flows: Api<JobFlow> = ns.api();
+        let flow = FlowBuilder::new("etl")
+            .step(StepBuilder::new("extract", &FakePod::quick()))
+            .step(StepBuilder::new("load", &FakePod::quick()).after(&["extract"]))
+            .build();
+        flows.create(&PostParams::default(), &flow).await?;
+        let done = wait_for_phase(&flows, "etl", FlowPhase::Succeeded, TIMEOUT).await?;
+
+        let table = kubectl_jobflow(ns.name(), &["get"]).await?.expect_code(0)?;
+        let row = table
+            .stdout
+            .lines()
+            .find(|line| line.starts_with("etl "))
+            .unwrap_or_default();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells.get(1..3),
+            Some(&["Succeeded", "2/2"][..]),
+            "{}",
+            table.stdout
+        );
+
+        // -o json is the object as the API server has it.
+        let json = kubectl_jobflow(ns.name(), &["get", "etl", "-o", "json"])
+            .await?
+            .expect_code(0)?;
+        let shown: JobFlow = serde_json::from_str(&json.stdout)?;
+        assert_eq!(shown.status, done.status);
+        let names = kubectl_jobflow(ns.name(), &["list", "-o", "name"])
+            .await?
+            .expect_code(0)?;
+        assert_eq!(names.stdout, "jobflow.workflow.kube-zen.io/etl\n");
+
+        let described = kubectl_jobflow(ns.name(), &["describe", "etl"])
+            .await?
+            .expect_code(0)?;
+        let text = &described.stdout;
+        assert!(text.contains("Phase:       Succeeded"), "{text}");
+        for step in ["extract", "load"] {
+            let job = step_status(&done, step)?
+                .job_ref
+                .clone()
+                .unwrap_or_default()
+                .name;
+            assert!(!job.is_empty());
+            let line = text
+                .lines()
+                .find(|line| line.trim_start().starts_with(&format!("{step} ")))
+                .unwrap_or_default();
+            assert!(line.contains("Succeeded") && line.contains(&job), "{text}");
+        }
+        assert!(text.contains("StepCreated"), "no Events shown:\n{text}");
+
+        let missing = kubectl_jobflow(ns.name(), &["describe", "nope"])
+            .await?
+            .expect_code(3)?;
+        assert!(
+            missing
+                .stderr
+                .contains(&format!("jobflow {}/nope not found", ns.name()))
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn describe_watch_redraws_until_the_flow_ends() -> anyhow::Result<()> {
+    run_with_agent("plugin-watch", |ns, _agent| async move {
+        let flows: Api<JobFlow> = ns.api();
+        let flow = FlowBuilder::new("slow")
+            .step(StepBuilder::new(
+                "wait",
+                &FakePod::succeed().running_for(Duration::from_secs(3)),
+            ))
+            .build();
+        flows.create(&PostParams::default(), &flow).await?;
+        let watched = tokio::time::timeout(
+            TIMEOUT,
+            kubectl_jobflow(ns.name(), &["describe", "slow", "--watch"]),
+        )
+        .await??
+        .expect_code(0)?;
+        // It returned because the flow ended, and drew more than once on the way.
+        let now = flows.get("slow").await?;
+        assert_eq!(phase(&now), Some(FlowPhase::Succeeded));
+        assert!(
+            watched.stdout.matches("Name:").count() >= 2,
+            "{}",
+            watched.stdout
+        );
+        assert!(
+            watched
+                .stdout
+                .trim_end()
+                .lines()
+                .any(|l| l.contains("Phase:       Succeeded"))
+        );
+
+        // A failed flow ends the watch with exit 1.
+        let failing = FlowBuilder::new("broken")
+            .step(StepBuilder::new("bad", &FakePod::fail(3, "boom")))
+            .build();
+        flows.create(&PostParams::default(), &failing).await?;
+        let failed = tokio::time::timeout(
+            TIMEOUT,
+            kubectl_jobflow(ns.name(), &["describe", "broken", "-w"]),
+        )
+        .await??
+        .expect_code(1)?;
+        assert!(
+            failed.stdout.contains("kubectl jobflow retry broken"),
+            "{}",
+            failed.stdout
+        );
+        assert_eq!(phase(&flows.get("broken").await?), Some(FlowPhase::Failed));
+        Ok(())
+    })
+    .await
+}
