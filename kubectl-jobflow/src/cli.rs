@@ -148,7 +148,8 @@ pub struct GraphArgs {
 /// `validate -f FILE...`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Manifest files, each with one or more YAML documents (`-` for stdin).
+    /// Manifest files, each with one or more YAML documents, or folders of them (`-` for
+    /// stdin).
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
 }

@@ -2,6 +2,7 @@
 //! `path: message`.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
 use jobflow::validation::report;
 use owo_colors::OwoColorize;
@@ -20,7 +21,7 @@ pub fn run(
 ) -> Result<Verdict, Error> {
     let mut verdict = Verdict::Positive;
     let mut unreadable = None;
-    for path in &args.files {
+    for path in &expand(&args.files) {
         let shown = path.display();
         let text = match files::read(path, stdin) {
             Ok(text) => text,
@@ -85,4 +86,27 @@ pub fn run(
         Some(error) => Err(error),
         None => Ok(verdict),
     }
+}
+
+/// The paths, each folder replaced by its `.yaml` and `.yml` files in name order (as
+/// `kubectl apply -f DIR` reads a folder); an unreadable folder stays, to be reported.
+fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut expanded = Vec::new();
+    for path in paths {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            expanded.push(path.clone());
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|file| {
+                file.extension()
+                    .is_some_and(|extension| extension == "yaml" || extension == "yml")
+            })
+            .collect();
+        files.sort();
+        expanded.extend(files);
+    }
+    expanded
 }

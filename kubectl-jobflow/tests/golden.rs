@@ -122,6 +122,23 @@ fn validate_reads_stdin_and_files_together() {
 }
 
 #[test]
+fn validate_reads_every_yaml_file_of_a_folder() {
+    let text = transcript(&["validate", "-f", "examples"], None);
+    assert_eq!(exit_code(&text), "exit 0", "{text}");
+    assert!(
+        text.contains("examples/dag-flow.yaml: jobflow dag-flow is valid"),
+        "{text}"
+    );
+    assert!(text.matches(" is valid").count() >= 5, "{text}");
+    let broken = transcript(&["validate", "-f", "kubectl-jobflow/tests/fixtures"], None);
+    assert_eq!(exit_code(&broken), "exit 1", "{broken}");
+    assert!(
+        broken.contains("warnings.yaml: jobflow warned is valid"),
+        "{broken}"
+    );
+}
+
+#[test]
 fn validate_of_a_missing_file_is_not_found() {
     let text = transcript(&["validate", "-f", "no/such/file.yaml"], None);
     assert_eq!(exit_code(&text), "exit 3", "{text}");
