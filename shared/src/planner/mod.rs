@@ -21,6 +21,9 @@ mod running;
 mod schedule;
 mod state;
 #[cfg(test)]
+mod stop_reject_tests;
+mod stop_request;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
