@@ -62,12 +62,16 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Approve a Manual step that waits (or will wait) for approval.
     Approve(ApproveArgs),
+    /// Reject a Manual step: it fails (reason Rejected) and what depends on it is skipped.
+    Reject(RejectArgs),
     /// Retry the failed part of a finished flow, or named steps and everything downstream.
     Retry(RetryArgs),
     /// Suspend a flow: no new step starts; running Jobs finish.
     Suspend(SuspendArgs),
     /// Resume a suspended flow.
     Resume(SuspendArgs),
+    /// Stop a flow: running Jobs deleted, the rest skipped, finally steps run; ends Failed.
+    Stop(SuspendArgs),
     /// Show the plugin's version, and the agent's and the CRD's when the cluster answers.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -177,6 +181,21 @@ pub struct ApproveArgs {
     pub wait: WaitArgs,
 }
 
+/// `reject FLOW STEP [--message M]`.
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The flow.
+    pub flow: String,
+    /// The Manual step to reject.
+    pub step: String,
+    /// Why, shown as the step's message.
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Waiting.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
 /// `retry FLOW [--step S]...`.
 #[derive(Debug, Args)]
 pub struct RetryArgs {
@@ -191,7 +210,7 @@ pub struct RetryArgs {
     pub wait: WaitArgs,
 }
 
-/// `suspend FLOW` and `resume FLOW`.
+/// `suspend FLOW`, `resume FLOW` and `stop FLOW`.
 #[derive(Debug, Args)]
 pub struct SuspendArgs {
     /// The flow.

@@ -293,8 +293,10 @@ fn requests(
         .iter()
         .filter(|(key, _)| {
             key.starts_with(labels::APPROVE_PREFIX)
+                || key.starts_with(labels::REJECT_PREFIX)
                 || key.starts_with(labels::RETRY_PREFIX)
                 || key.as_str() == labels::RETRY
+                || key.as_str() == labels::STOP
         })
         .map(|(key, request)| {
             let state = if handled.get(key) == Some(request) {
@@ -320,8 +322,9 @@ fn next_steps(
         .filter(|step| step.phase == StepPhase::PendingApproval)
     {
         hints.push(format!(
-            "Waiting for approval: kubectl jobflow approve {name} {} -n {namespace}",
-            step.name
+            "Waiting for approval: kubectl jobflow approve {name} {step} -n {namespace} \
+             (or: kubectl jobflow reject {name} {step} -n {namespace} --message WHY)",
+            step = step.name
         ));
     }
     if phase == Some(FlowPhase::Failed) {

@@ -7,7 +7,7 @@
 //! - Offline: [`validate`] (the core library's validation over manifest files), [`graph`]
 //!   (tree, DOT and Mermaid drawings of a flow's DAG), [`completion`], [`version`].
 //! - Live: [`connect`] (kubeconfig, context, namespace), [`get`], [`describe`], and
-//!   [`requests`] (approve, retry, suspend and resume through the agent's annotation protocol).
+//!   [`requests`] (approve, reject, retry, suspend, resume and stop through the agent's annotation protocol).
 //! - Shared: [`files`] (multi-document YAML), [`style`] (colour by phase), [`table`], [`time`].
 
 pub mod cli;
@@ -132,7 +132,9 @@ pub async fn run_live(
         Command::Describe(args) => describe::run(&args, cluster, output).await,
         Command::Graph(args) => graph::run_live(&args, cluster, output.out).await,
         Command::Approve(args) => requests::approve(&args, cluster, output.out).await,
+        Command::Reject(args) => requests::reject(&args, cluster, output.out).await,
         Command::Retry(args) => requests::retry(&args, cluster, output.out).await,
+        Command::Stop(args) => requests::stop(&args, cluster, output.out).await,
         Command::Suspend(args) => requests::set_suspend(&args, true, cluster, output.out).await,
         Command::Resume(args) => requests::set_suspend(&args, false, cluster, output.out).await,
         Command::Validate(_) | Command::Completion(_) | Command::Version(_) => {

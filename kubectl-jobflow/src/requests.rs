@@ -1,6 +1,7 @@
-//! `approve`, `retry`, `suspend`, `resume`: requests through the agent's protocol.
+//! `approve`, `reject`, `retry`, `suspend`, `resume`, `stop`: requests through the agent's
+//! protocol.
 //!
-//! Approvals and retries are annotations on the flow with a fresh request id, which the agent
+//! Approvals, rejections, retries and stops are annotations on the flow with a fresh request id, which the agent
 //! acknowledges in `status.handledRequests`; suspend and resume set `spec.suspend`, which the
 //! agent acknowledges by observing the new generation. `--wait` polls for that.
 
@@ -15,7 +16,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::Verdict;
-use crate::cli::{ApproveArgs, RetryArgs, SuspendArgs, WaitArgs};
+use crate::cli::{ApproveArgs, RejectArgs, RetryArgs, SuspendArgs, WaitArgs};
 use crate::connect::Cluster;
 use crate::error::Error;
 use crate::style;
@@ -37,41 +38,164 @@ pub async fn approve(
     cluster: &Cluster,
     out: &mut dyn Write,
 ) -> Result<Verdict, Error> {
-    let flow = cluster.flow(&args.flow).await?;
-    let target = qualified(cluster, &args.flow);
-    let step = find_step(&flow, &target, &args.step)?;
+    decide(
+        Decision::Approve,
+        &args.flow,
+        &args.step,
+        &[],
+        args.wait,
+        cluster,
+        out,
+    )
+    .await
+}
+
+/// `reject FLOW STEP [--message M]`.
+pub async fn reject(
+    args: &RejectArgs,
+    cluster: &Cluster,
+    out: &mut dyn Write,
+) -> Result<Verdict, Error> {
+    let message_key = format!("{}{}", labels::REJECT_MESSAGE_PREFIX, args.step);
+    let extra: Vec<(String, String)> = args
+        .message
+        .iter()
+        .map(|message| (message_key.clone(), message.clone()))
+        .collect();
+    decide(
+        Decision::Reject,
+        &args.flow,
+        &args.step,
+        &extra,
+        args.wait,
+        cluster,
+        out,
+    )
+    .await
+}
+
+/// What is decided about a Manual step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Approve => labels::APPROVE_PREFIX,
+            Self::Reject => labels::REJECT_PREFIX,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Approve => "approval",
+            Self::Reject => "rejection",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        }
+    }
+}
+
+/// Approves or rejects Manual step `step` (with `extra` annotations set alongside).
+async fn decide(
+    decision: Decision,
+    flow_name: &str,
+    step_name: &str,
+    extra: &[(String, String)],
+    wait: WaitArgs,
+    cluster: &Cluster,
+    out: &mut dyn Write,
+) -> Result<Verdict, Error> {
+    let flow = cluster.flow(flow_name).await?;
+    let target = qualified(cluster, flow_name);
+    let step = find_step(&flow, &target, step_name)?;
     if step.step_type != StepType::Manual {
         return Err(Error::Refused(format!(
-            "step {:?} of jobflow {target} is not a Manual step; only Manual steps wait for approval",
-            args.step
+            "step {step_name:?} of jobflow {target} is not a Manual step; only Manual steps wait for approval"
         )));
     }
-    let phase = step_phase(&flow, &args.step);
+    let phase = step_phase(&flow, step_name);
     if phase.is_some_and(StepPhase::is_terminal) {
         return Err(Error::Refused(format!(
-            "step {:?} of jobflow {target} has already ended ({}); retry it with `kubectl jobflow retry {} --step {}`",
-            args.step,
+            "step {step_name:?} of jobflow {target} has already ended ({}); retry it with `kubectl jobflow retry {flow_name} --step {step_name}`",
             phase.map_or("", StepPhase::as_str),
-            args.flow,
-            args.step
         )));
     }
-    let key = format!("{}{}", labels::APPROVE_PREFIX, args.step);
+    let key = format!("{}{step_name}", decision.prefix());
     let id = fresh_request_id();
-    annotate(cluster, &args.flow, &[key.as_str()], &id).await?;
+    let mut pairs = vec![(key.clone(), id.clone())];
+    pairs.extend(extra.iter().cloned());
+    annotate(cluster, flow_name, &pairs).await?;
     writeln!(
         out,
-        "jobflow {target}: approval of step {:?} requested ({key}={id})",
-        args.step
+        "jobflow {target}: {} of step {step_name:?} requested ({key}={id})",
+        decision.noun()
     )?;
     if phase != Some(StepPhase::PendingApproval) {
         writeln!(
             out,
-            "step {:?} is {} and does not wait yet; the approval applies when it does",
-            args.step,
-            phase.map_or("Pending", StepPhase::as_str)
+            "step {step_name:?} is {} and does not wait yet; the {} applies when it does",
+            phase.map_or("Pending", StepPhase::as_str),
+            decision.noun()
         )?;
     }
+    if !wait.wait {
+        return Ok(Verdict::Positive);
+    }
+    let what = format!("the agent to carry out the {}", decision.noun());
+    let flow = wait_for(cluster, flow_name, wait, &what, |flow| {
+        handled(flow, &key, &id)
+    })
+    .await?;
+    writeln!(
+        out,
+        "step {step_name:?} {}; it is {}, the flow {}",
+        decision.past(),
+        step_phase(&flow, step_name).map_or_else(|| "Pending".to_owned(), style::step_phase),
+        style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
+    )?;
+    Ok(Verdict::Positive)
+}
+
+/// `stop FLOW`.
+pub async fn stop(
+    args: &SuspendArgs,
+    cluster: &Cluster,
+    out: &mut dyn Write,
+) -> Result<Verdict, Error> {
+    let flow = cluster.flow(&args.flow).await?;
+    let target = qualified(cluster, &args.flow);
+    if let Some(phase) = flow
+        .status
+        .as_ref()
+        .and_then(|status| status.phase)
+        .filter(|phase| phase.is_terminal())
+    {
+        return Err(Error::Refused(format!(
+            "jobflow {target} has finished ({}); there is nothing to stop",
+            phase.as_str()
+        )));
+    }
+    let id = fresh_request_id();
+    annotate(
+        cluster,
+        &args.flow,
+        &[(labels::STOP.to_owned(), id.clone())],
+    )
+    .await?;
+    writeln!(
+        out,
+        "jobflow {target}: stop requested ({}={id}); running Jobs are deleted, the rest skipped, finally steps run",
+        labels::STOP
+    )?;
     if !args.wait.wait {
         return Ok(Verdict::Positive);
     }
@@ -79,15 +203,20 @@ pub async fn approve(
         cluster,
         &args.flow,
         args.wait,
-        "the agent to approve",
-        |flow| handled(flow, &key, &id),
+        "the flow to stop:",
+        |flow| {
+            handled(flow, labels::STOP, &id)
+                && flow
+                    .status
+                    .as_ref()
+                    .and_then(|status| status.phase)
+                    .is_some_and(FlowPhase::is_terminal)
+        },
     )
     .await?;
     writeln!(
         out,
-        "step {:?} approved; it is {}, the flow {}",
-        args.step,
-        step_phase(&flow, &args.step).map_or_else(|| "Pending".to_owned(), style::step_phase),
+        "the flow is {}",
         style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
     )?;
     Ok(Verdict::Positive)
@@ -134,8 +263,8 @@ pub async fn retry(
         keys
     };
     let id = fresh_request_id();
-    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    annotate(cluster, &args.flow, &key_refs, &id).await?;
+    let pairs: Vec<(String, String)> = keys.iter().map(|key| (key.clone(), id.clone())).collect();
+    annotate(cluster, &args.flow, &pairs).await?;
     let what = if args.steps.is_empty() {
         "the failed and skipped steps".to_owned()
     } else {
@@ -299,11 +428,11 @@ fn handled(flow: &JobFlow, key: &str, id: &str) -> bool {
         .is_some_and(|handled| handled == id)
 }
 
-/// Sets annotations `keys` to `id` (a merge patch, as `kubectl annotate --overwrite`).
-async fn annotate(cluster: &Cluster, flow: &str, keys: &[&str], id: &str) -> Result<(), Error> {
-    let annotations: serde_json::Map<String, serde_json::Value> = keys
+/// Sets annotations (a merge patch, as `kubectl annotate --overwrite`).
+async fn annotate(cluster: &Cluster, flow: &str, pairs: &[(String, String)]) -> Result<(), Error> {
+    let annotations: serde_json::Map<String, serde_json::Value> = pairs
         .iter()
-        .map(|key| ((*key).to_owned(), serde_json::Value::from(id)))
+        .map(|(key, value)| (key.clone(), serde_json::Value::from(value.as_str())))
         .collect();
     cluster
         .flows()

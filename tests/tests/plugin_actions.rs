@@ -1,4 +1,4 @@
-//! `kubectl jobflow approve`, `retry`, `suspend` and `resume` against the real API server and
+//! `kubectl jobflow approve`, `reject`, `retry`, `suspend`, `resume` and `stop` against the real API server and
 //! `jobflow-agent`: each goes through the annotation protocol (or `spec.suspend`), and the
 //! cluster shows the result afterwards.
 
@@ -243,6 +243,127 @@ async fn suspend_holds_new_steps_and_resume_releases_them() -> anyhow::Result<()
             .await?
             .expect_code(1)?;
         assert!(late.stderr.contains("has finished"), "{}", late.stderr);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn reject_fails_the_gate_with_the_message_and_skips_downstream() -> anyhow::Result<()> {
+    run_with_agent("plugin-reject", |ns, _agent| async move {
+        let flows: Api<JobFlow> = ns.api();
+        let jobs: Api<Job> = ns.api();
+        let flow = FlowBuilder::new("release")
+            .step(manual("gate", &[]))
+            .step(StepBuilder::new("deploy", &FakePod::quick()).after(&["gate"]))
+            .build();
+        flows.create(&PostParams::default(), &flow).await?;
+        wait_for_phase(&flows, "release", FlowPhase::Paused, TIMEOUT).await?;
+
+        let rejected = kubectl_jobflow(
+            ns.name(),
+            &[
+                "reject",
+                "release",
+                "gate",
+                "--message",
+                "not on a Friday",
+                "--wait",
+            ],
+        )
+        .await?
+        .expect_code(0)?;
+        assert!(
+            rejected.stdout.contains("step \"gate\" rejected"),
+            "{}",
+            rejected.stdout
+        );
+        let after = wait_for_phase(&flows, "release", FlowPhase::Failed, TIMEOUT).await?;
+        let key = format!("{}gate", labels::REJECT_PREFIX);
+        assert_eq!(handled(&after, &key), annotation(&after, &key));
+        let gate = step_status(&after, "gate")?;
+        assert_eq!(gate.phase, StepPhase::Failed);
+        assert_eq!(gate.reason.as_deref(), Some("Rejected"));
+        assert!(
+            gate.message
+                .as_deref()
+                .unwrap_or_default()
+                .ends_with(": not on a Friday"),
+            "{:?}",
+            gate.message
+        );
+        let deploy = step_status(&after, "deploy")?;
+        assert_eq!(deploy.phase, StepPhase::Skipped);
+        assert_eq!(find_job_name(&jobs, "release-deploy-1").await?, None);
+        // An ended gate cannot be rejected again.
+        kubectl_jobflow(ns.name(), &["reject", "release", "gate"])
+            .await?
+            .expect_code(1)?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn stop_deletes_the_running_job_skips_the_rest_and_runs_finally() -> anyhow::Result<()> {
+    run_with_agent("plugin-stop", |ns, _agent| async move {
+        let flows: Api<JobFlow> = ns.api();
+        let jobs: Api<Job> = ns.api();
+        let flow = FlowBuilder::new("long")
+            .step(StepBuilder::new(
+                "work",
+                &FakePod::succeed().running_for(Duration::from_secs(60)),
+            ))
+            .step(StepBuilder::new("after", &FakePod::quick()).after(&["work"]))
+            .finally(StepBuilder::new("cleanup", &FakePod::quick()))
+            .build();
+        flows.create(&PostParams::default(), &flow).await?;
+        wait_for_flow(&flows, "long", "work to run", TIMEOUT, |flow| {
+            Ok(step_is(flow, "work", StepPhase::Running))
+        })
+        .await?;
+        let work_job = find_job_name(&jobs, "long-work-1").await?;
+        assert!(work_job.is_some());
+
+        let stopped = kubectl_jobflow(ns.name(), &["stop", "long", "--wait"])
+            .await?
+            .expect_code(0)?;
+        assert!(
+            stopped.stdout.contains("the flow is Failed"),
+            "{}",
+            stopped.stdout
+        );
+        let after = flows.get("long").await?;
+        assert_eq!(phase(&after), Some(FlowPhase::Failed));
+        let ready = after.status.as_ref().and_then(|status| {
+            status
+                .conditions
+                .iter()
+                .find(|condition| condition.type_ == "Ready")
+        });
+        assert_eq!(
+            ready.map(|condition| condition.reason.as_str()),
+            Some("Stopped")
+        );
+        assert_eq!(
+            step_status(&after, "work")?.reason.as_deref(),
+            Some("Stopped")
+        );
+        assert_eq!(step_status(&after, "after")?.phase, StepPhase::Skipped);
+        assert_eq!(
+            step_status(&after, "after")?.reason.as_deref(),
+            Some("Stopped")
+        );
+        assert_eq!(step_status(&after, "cleanup")?.phase, StepPhase::Succeeded);
+        // The running Job is gone (or going: deleted with background propagation).
+        let job = jobs.get_opt(&work_job.unwrap_or_default()).await?;
+        assert!(
+            job.is_none_or(|job| job.metadata.deletion_timestamp.is_some()),
+            "the work Job was not deleted"
+        );
+        kubectl_jobflow(ns.name(), &["stop", "long"])
+            .await?
+            .expect_code(1)?;
         Ok(())
     })
     .await
