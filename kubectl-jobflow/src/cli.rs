@@ -72,6 +72,8 @@ pub enum Command {
     Resume(SuspendArgs),
     /// Stop a flow: running Jobs deleted, the rest skipped, finally steps run; ends Failed.
     Stop(SuspendArgs),
+    /// Print the step pods' logs, each line prefixed by step and container.
+    Logs(LogsArgs),
     /// Show the plugin's version, and the agent's and the CRD's when the cluster answers.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -218,6 +220,22 @@ pub struct SuspendArgs {
     /// Waiting.
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+/// `logs FLOW [--step S]... [-f] [--attempt N]`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The flow.
+    pub flow: String,
+    /// Only this step (repeatable); all steps that started when absent.
+    #[arg(long = "step", value_name = "STEP")]
+    pub steps: Vec<String>,
+    /// Follow the logs, and those of steps that start later, until the flow ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// This attempt instead of each step's latest.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub attempt: Option<i32>,
 }
 
 /// `version`.

@@ -6,7 +6,7 @@
 //! - [`cli`]: the flags and commands; [`error`]: failures and the exit codes they mean.
 //! - Offline: [`validate`] (the core library's validation over manifest files), [`graph`]
 //!   (tree, DOT and Mermaid drawings of a flow's DAG), [`completion`], [`version`].
-//! - Live: [`connect`] (kubeconfig, context, namespace), [`get`], [`describe`], and
+//! - Live: [`connect`] (kubeconfig, context, namespace), [`get`], [`describe`], [`logs`], and
 //!   [`requests`] (approve, reject, retry, suspend, resume and stop through the agent's annotation protocol).
 //! - Shared: [`files`] (multi-document YAML), [`style`] (colour by phase), [`table`], [`time`].
 
@@ -18,6 +18,7 @@ pub mod error;
 pub mod files;
 pub mod get;
 pub mod graph;
+pub mod logs;
 pub mod requests;
 pub mod style;
 pub mod table;
@@ -131,6 +132,7 @@ pub async fn run_live(
         Command::Get(args) => get::run(&args, cluster, output.out).await,
         Command::Describe(args) => describe::run(&args, cluster, output).await,
         Command::Graph(args) => graph::run_live(&args, cluster, output.out).await,
+        Command::Logs(args) => logs::run(&args, cluster, output.out).await,
         Command::Approve(args) => requests::approve(&args, cluster, output.out).await,
         Command::Reject(args) => requests::reject(&args, cluster, output.out).await,
         Command::Retry(args) => requests::retry(&args, cluster, output.out).await,

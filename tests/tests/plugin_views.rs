@@ -1,4 +1,4 @@
-//! `kubectl jobflow get` and `describe` against the real API server and `jobflow-agent`: what
+//! `kubectl jobflow get`, `describe` and `logs` against the real API server and `jobflow-agent`: what
 //! they print matches what the cluster holds.
 
 use std::time::Duration;
@@ -136,4 +136,74 @@ async fn describe_watch_redraws_until_the_flow_ends() -> anyhow::Result<()> {
         Ok(())
     })
     .await
+}
+
+#[tokio::test]
+async fn logs_name_each_step_and_say_when_a_pod_has_none() -> anyhow::Result<()> {
+    run_with_agent("plugin-logs", |ns, _agent| async move {
+        let flows: Api<JobFlow> = ns.api();
+        let flow = FlowBuilder::new("etl")
+            .step(StepBuilder::new("extract", &FakePod::quick()))
+            .step(
+                StepBuilder::new(
+                    "load",
+                    &FakePod::succeed().running_for(Duration::from_secs(3)),
+                )
+                .after(&["extract"]),
+            )
+            .build();
+        flows.create(&PostParams::default(), &flow).await?;
+        wait_for_flow_step_running(&flows).await?;
+
+        // -f follows until the flow ends, load's pod included.
+        let followed =
+            tokio::time::timeout(TIMEOUT, kubectl_jobflow(ns.name(), &["logs", "etl", "-f"]))
+                .await??
+                .expect_code(0)?;
+        assert_eq!(phase(&flows.get("etl").await?), Some(FlowPhase::Succeeded));
+        assert!(
+            followed.stdout.contains("[load/main]"),
+            "{}",
+            followed.stdout
+        );
+
+        let logs = kubectl_jobflow(ns.name(), &["logs", "etl"])
+            .await?
+            .expect_code(0)?;
+        for step in ["extract", "load"] {
+            let line = logs
+                .stdout
+                .lines()
+                .find(|line| line.starts_with(&format!("[{step}/main] ")))
+                .unwrap_or_default();
+            // Simulated pods serve no logs: the plugin says so, naming the pod.
+            assert!(
+                line.contains(&format!("pod etl-{step}-1")),
+                "{}",
+                logs.stdout
+            );
+        }
+        let one = kubectl_jobflow(ns.name(), &["logs", "etl", "--step", "load"])
+            .await?
+            .expect_code(0)?;
+        assert!(!one.stdout.contains("[extract/"), "{}", one.stdout);
+        kubectl_jobflow(ns.name(), &["logs", "etl", "--step", "nope"])
+            .await?
+            .expect_code(3)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Waits until step extract has run, so the flow has a pod to show.
+async fn wait_for_flow_step_running(flows: &Api<JobFlow>) -> anyhow::Result<()> {
+    jobflow_tests::flows::wait_for_flow(flows, "etl", "extract to start", TIMEOUT, |flow| {
+        Ok(flow
+            .status
+            .as_ref()
+            .and_then(|status| status.steps.first())
+            .is_some_and(|step| step.attempt > 0))
+    })
+    .await?;
+    Ok(())
 }
