@@ -43,6 +43,25 @@ pub fn plugin_binary() -> PathBuf {
     target.join("debug").join("kubectl-jobflow")
 }
 
+/// Starts `kubectl-jobflow` as [`kubectl_jobflow`] does, with stdout piped, for commands that
+/// run until stopped (`get --watch`); the process is killed when the handle is dropped.
+pub fn spawn_kubectl_jobflow(
+    namespace: &str,
+    args: &[&str],
+) -> anyhow::Result<tokio::process::Child> {
+    let binary = plugin_binary();
+    tokio::process::Command::new(&binary)
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(["-n", namespace])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
+}
+
 /// Runs `kubectl-jobflow --kubeconfig <the tests' kubeconfig> -n <namespace> args...`
 /// without colour.
 pub async fn kubectl_jobflow(namespace: &str, args: &[&str]) -> anyhow::Result<PluginRun> {

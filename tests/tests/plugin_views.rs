@@ -1,4 +1,4 @@
-//! `kubectl jobflow get`, `describe` and `logs` against the real API server and `jobflow-agent`: what
+//! `kubectl jobflow get` (and `--watch`), `describe`, `graph` and `logs` against the real API server and `jobflow-agent`: what
 //! they print matches what the cluster holds.
 
 use std::time::Duration;
@@ -7,9 +7,10 @@ use jobflow::api::{FlowPhase, JobFlow};
 use jobflow_tests::FakePod;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{FlowBuilder, StepBuilder, phase, step_status, wait_for_phase};
-use jobflow_tests::plugin::kubectl_jobflow;
+use jobflow_tests::plugin::{kubectl_jobflow, spawn_kubectl_jobflow};
 use kube::Api;
 use kube::api::PostParams;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// How long a flow here may take; the slowest runs ~4 s of fake pods.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -206,4 +207,77 @@ async fn wait_for_flow_step_running(flows: &Api<JobFlow>) -> anyhow::Result<()> 
     })
     .await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn get_watch_prints_each_change_and_graph_colours_live_steps() -> anyhow::Result<()> {
+    run_with_agent("plugin-get-watch", |ns, _agent| async move {
+        let flows: Api<JobFlow> = ns.api();
+        let mut watch = spawn_kubectl_jobflow(ns.name(), &["get", "--watch"])?;
+        let stdout = watch
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        // The empty listing comes first, so the watch is running before the flow exists.
+        let first = tokio::time::timeout(TIMEOUT, lines.next_line()).await??;
+        assert_eq!(
+            first.as_deref(),
+            Some(&*format!("No jobflows found in namespace {}.", ns.name()))
+        );
+        let flow = FlowBuilder::new("etl")
+            .step(StepBuilder::new("extract", &FakePod::quick()))
+            .step(StepBuilder::new("load", &FakePod::quick()).after(&["extract"]))
+            .build();
+        flows.create(&PostParams::default(), &flow).await?;
+        let mut seen = Vec::new();
+        let finished = tokio::time::timeout(TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                let done = line.contains("Succeeded");
+                seen.push(line);
+                if done {
+                    return anyhow::Ok(());
+                }
+            }
+            anyhow::bail!("get --watch ended early")
+        })
+        .await;
+        anyhow::ensure!(matches!(finished, Ok(Ok(()))), "{finished:?}: {seen:?}");
+        assert!(
+            seen.iter()
+                .any(|line| line.starts_with("etl") && line.contains("Running")),
+            "{seen:?}"
+        );
+        assert!(
+            seen.last().is_some_and(|line| line.contains("2/2")),
+            "{seen:?}"
+        );
+        drop(watch);
+        assert_eq!(phase(&flows.get("etl").await?), Some(FlowPhase::Succeeded));
+
+        let graph = kubectl_jobflow(ns.name(), &["graph", "etl"])
+            .await?
+            .expect_code(0)?;
+        let load = graph
+            .stdout
+            .lines()
+            .find(|line| line.contains("load"))
+            .unwrap_or_default();
+        assert!(
+            load.contains("Succeeded") && load.contains("← extract"),
+            "{}",
+            graph.stdout
+        );
+        let dot = kubectl_jobflow(ns.name(), &["graph", "etl", "--format", "dot"])
+            .await?
+            .expect_code(0)?;
+        assert!(
+            dot.stdout
+                .contains("\"load\" [label=\"load\\nSucceeded\", color=green]"),
+            "{}",
+            dot.stdout
+        );
+        Ok(())
+    })
+    .await
 }
