@@ -78,18 +78,13 @@ pub enum Error {
     /// Writing the output failed.
     #[error("cannot write the output")]
     Write(#[from] std::io::Error),
-    /// A completion script could not be rendered.
-    #[error("cannot render the output")]
-    Render(#[from] std::fmt::Error),
 }
 
 impl Error {
     /// The process exit code this error means.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Refused(_) | Self::ParseFile { .. } | Self::Write(_) | Self::Render(_) => {
-                EXIT_NEGATIVE
-            }
+            Self::Refused(_) | Self::ParseFile { .. } | Self::Write(_) => EXIT_NEGATIVE,
             Self::Usage(_) => EXIT_USAGE,
             Self::Api { source, .. } if !is_unreachable(source) => EXIT_NEGATIVE,
             Self::LoadKubeconfig { .. }

@@ -115,7 +115,18 @@ pub async fn run(cli: Cli, output: &mut Output<'_>) -> Result<Verdict, Error> {
         command => {
             let connection = connect::connect(&global).await;
             match command {
-                Command::Version(_) => version::run(connection.ok().as_ref(), output.out).await,
+                Command::Version(_) => match connection {
+                    Ok(cluster) => version::run(Some(&cluster), output.out).await,
+                    Err(error) => {
+                        let verdict = version::run(None, output.out).await?;
+                        writeln!(
+                            output.out,
+                            "server: not reachable ({})",
+                            error::chain(&error)
+                        )?;
+                        Ok(verdict)
+                    }
+                },
                 command => run_live(command, &connection?, output).await,
             }
         }

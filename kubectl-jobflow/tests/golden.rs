@@ -234,6 +234,10 @@ fn version_without_a_cluster_shows_the_plugin() {
     let offline = transcript(&["version"], None);
     assert_eq!(exit_code(&offline), "exit 0", "{offline}");
     assert!(offline.contains(&expected), "{offline}");
+    assert!(
+        offline.contains("server: not reachable (cannot load the kubeconfig"),
+        "{offline}"
+    );
 }
 
 #[test]
