@@ -181,6 +181,14 @@ fn write_header(text: &mut String, flow: &JobFlow, status: &JobFlowStatus, now: 
             ),
         );
     }
+    if let Some(deleted) = &flow.metadata.deletion_timestamp {
+        let finalizers = flow.metadata.finalizers.clone().unwrap_or_default();
+        let mut line = time::stamp(Some(deleted), now);
+        if !finalizers.is_empty() {
+            let _ = write!(line, ", waiting for finalizers {}", finalizers.join(", "));
+        }
+        field(text, "Deleting", &line);
+    }
     if flow.spec.suspend == Some(true) {
         field(text, "Suspend", "true");
     }

@@ -355,3 +355,20 @@ fn get_shows_phase_progress_and_age() {
     assert!(json.contains("\"kind\": \"JobFlow\""), "{json}");
     insta::assert_snapshot!("get_json", json);
 }
+
+#[test]
+fn describe_says_when_a_flow_is_being_deleted() {
+    let mut flow = live_flow();
+    flow.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-12-02T07:04:00Z".parse().unwrap(),
+    ));
+    flow.metadata.finalizers = Some(vec!["example.com/hold".to_owned()]);
+    let text = anstream::adapter::strip_str(&describe::render(&flow, &[], now())).to_string();
+    assert!(
+        text.contains(
+            "Deleting:    2026-12-02T07:04:00Z (60s ago), waiting for finalizers example.com/hold\n"
+        ),
+        "{text}"
+    );
+    assert!(!describe::render(&live_flow(), &[], now()).contains("Deleting:"));
+}
