@@ -31,17 +31,15 @@ pub async fn run(args: &GetArgs, cluster: &Cluster, out: &mut dyn Write) -> Resu
     let mut flows = if let Some(name) = &args.flow {
         vec![cluster.flow(name).await?]
     } else {
-        {
-            let mut params = ListParams::default();
-            if let Some(selector) = &args.selector {
-                params = params.labels(selector);
-            }
-            let list = api.list(&params).await.map_err(|source| Error::Api {
-                action: format!("list jobflows in {scope}"),
-                source,
-            })?;
-            list.items
+        let mut params = ListParams::default();
+        if let Some(selector) = &args.selector {
+            params = params.labels(selector);
         }
+        let list = api.list(&params).await.map_err(|source| Error::Api {
+            action: format!("list jobflows in {scope}"),
+            source,
+        })?;
+        list.items
     };
     flows.sort_by_key(|flow| (flow.namespace(), flow.name_any()));
     let now = Timestamp::now();
@@ -58,6 +56,7 @@ pub async fn run(args: &GetArgs, cluster: &Cluster, out: &mut dyn Write) -> Resu
         format => write_objects(&flows, single, format, out)?,
     }
     if args.watch {
+        out.flush()?;
         watch(args, &api, &flows, out).await?;
     }
     Ok(Verdict::Positive)
