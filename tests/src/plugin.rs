@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::{kubeconfig_path, workspace_root};
+use crate::kubeconfig_path;
 
 /// What one run of the plugin printed and how it exited.
 #[derive(Clone, Debug)]
@@ -34,13 +34,7 @@ impl PluginRun {
 /// The path of the plugin binary: `<target>/debug/kubectl-jobflow` (build it with
 /// `cargo build --workspace --bins`).
 pub fn plugin_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map_or_else(
-            || workspace_root().join("target"),
-            |dir| workspace_root().join(PathBuf::from(dir)),
-        );
-    target.join("debug").join("kubectl-jobflow")
+    crate::agent::debug_binary("kubectl-jobflow")
 }
 
 /// Starts `kubectl-jobflow` as [`kubectl_jobflow`] does, with stdout piped, for commands that
