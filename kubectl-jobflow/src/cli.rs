@@ -149,6 +149,9 @@ pub struct GraphArgs {
     /// The notation.
     #[arg(long, value_enum, default_value_t)]
     pub format: GraphFormat,
+    /// Redraw every second until the flow has ended (exit 1 if it Failed); FLOW only.
+    #[arg(short = 'w', long, conflicts_with = "filename")]
+    pub watch: bool,
 }
 
 /// `validate -f FILE...`.

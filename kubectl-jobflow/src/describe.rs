@@ -1,7 +1,6 @@
 //! `describe FLOW`: everything about one flow on one screen, optionally redrawn until it ends.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus, StepPhase, StepStatus};
@@ -13,13 +12,11 @@ use kube::{Api, ResourceExt};
 use crate::cli::DescribeArgs;
 use crate::connect::Cluster;
 use crate::error::Error;
+use crate::watch::{self, Redraw};
 use crate::{Output, Verdict, style, table, time};
 
 /// How many of the latest Events are shown.
 const EVENTS_SHOWN: usize = 10;
-
-/// How often `--watch` redraws.
-const REDRAW: Duration = Duration::from_secs(1);
 
 /// Describes the flow once, or redraws it until it ends with `--watch`.
 pub async fn run(
@@ -27,32 +24,20 @@ pub async fn run(
     cluster: &Cluster,
     output: &mut Output<'_>,
 ) -> Result<Verdict, Error> {
-    let mut last = String::new();
+    let mut redraw = Redraw::default();
     loop {
         let flow = cluster.flow(&args.flow).await?;
         let events = events(cluster, &args.flow).await?;
         let text = render(&flow, &events, Timestamp::now());
-        let phase = flow.status.as_ref().and_then(|status| status.phase);
         if !args.watch {
             output.out.write_all(text.as_bytes())?;
             return Ok(Verdict::Positive);
         }
-        if text != last {
-            if output.terminal {
-                // Clear the screen and go home, then draw.
-                output.out.write_all(b"\x1b[2J\x1b[H")?;
-            } else if !last.is_empty() {
-                output.out.write_all(b"\n")?;
-            }
-            output.out.write_all(text.as_bytes())?;
-            output.out.flush()?;
-            last = text;
+        redraw.draw(output, text)?;
+        if let Some(verdict) = watch::ended(flow.status.as_ref().and_then(|status| status.phase)) {
+            return Ok(verdict);
         }
-        match phase {
-            Some(FlowPhase::Succeeded) => return Ok(Verdict::Positive),
-            Some(FlowPhase::Failed) => return Ok(Verdict::Negative),
-            _ => tokio::time::sleep(REDRAW).await,
-        }
+        tokio::time::sleep(watch::REDRAW).await;
     }
 }
 

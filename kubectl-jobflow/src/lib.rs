@@ -8,7 +8,8 @@
 //!   (tree, DOT and Mermaid drawings of a flow's DAG), [`completion`], [`version`].
 //! - Live: [`connect`] (kubeconfig, context, namespace), [`get`], [`describe`], [`logs`], and
 //!   [`requests`] (approve, reject, retry, suspend, resume and stop through the agent's annotation protocol).
-//! - Shared: [`files`] (multi-document YAML), [`style`] (colour by phase), [`table`], [`time`].
+//! - Shared: [`files`] (multi-document YAML), [`style`] (colour by phase), [`table`], [`time`],
+//!   [`watch`] (redrawing until a flow ends).
 
 pub mod cli;
 pub mod completion;
@@ -25,6 +26,7 @@ pub mod table;
 pub mod time;
 pub mod validate;
 pub mod version;
+pub mod watch;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -142,7 +144,7 @@ pub async fn run_live(
     match command {
         Command::Get(args) => get::run(&args, cluster, output.out).await,
         Command::Describe(args) => describe::run(&args, cluster, output).await,
-        Command::Graph(args) => graph::run_live(&args, cluster, output.out).await,
+        Command::Graph(args) => graph::run_live(&args, cluster, output).await,
         Command::Logs(args) => logs::run(&args, cluster, output.out).await,
         Command::Approve(args) => requests::approve(&args, cluster, output.out).await,
         Command::Reject(args) => requests::reject(&args, cluster, output.out).await,

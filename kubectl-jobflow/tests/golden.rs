@@ -211,6 +211,8 @@ fn graph_refuses_a_cycle_and_several_flows() {
     assert_eq!(exit_code(&mixed), "exit 1", "{mixed}");
     let neither = transcript(&["graph"], None);
     assert_eq!(exit_code(&neither), "exit 2", "{neither}");
+    let watch_file = transcript(&["graph", "-f", "examples/dag-flow.yaml", "--watch"], None);
+    assert_eq!(exit_code(&watch_file), "exit 2", "{watch_file}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `kubectl jobflow get` (and `--watch`), `describe`, `graph` and `logs` against the real API server and `jobflow-agent`: what
+//! `kubectl jobflow get` (and `--watch`), `describe`, `graph` (both also `--watch`) and `logs` against the real API server and `jobflow-agent`: what
 //! they print matches what the cluster holds.
 
 use std::time::Duration;
@@ -95,12 +95,27 @@ async fn describe_watch_redraws_until_the_flow_ends() -> anyhow::Result<()> {
             ))
             .build();
         flows.create(&PostParams::default(), &flow).await?;
-        let watched = tokio::time::timeout(
-            TIMEOUT,
-            kubectl_jobflow(ns.name(), &["describe", "slow", "--watch"]),
-        )
-        .await??
-        .expect_code(0)?;
+        let (watched, graphed) = tokio::time::timeout(TIMEOUT, async {
+            tokio::join!(
+                kubectl_jobflow(ns.name(), &["describe", "slow", "--watch"]),
+                kubectl_jobflow(ns.name(), &["graph", "slow", "--watch"]),
+            )
+        })
+        .await?;
+        let (watched, graphed) = (watched?.expect_code(0)?, graphed?.expect_code(0)?);
+        // graph --watch drew the step running, then succeeded, and stopped by itself.
+        let drawings: Vec<&str> = graphed.stdout.split("\n\n").collect();
+        assert!(drawings.len() >= 2, "{}", graphed.stdout);
+        assert!(
+            drawings.iter().any(|d| d.contains("Running")),
+            "{}",
+            graphed.stdout
+        );
+        assert!(
+            drawings.last().is_some_and(|d| d.contains("Succeeded")),
+            "{}",
+            graphed.stdout
+        );
         // It returned because the flow ended, and drew more than once on the way.
         let now = flows.get("slow").await?;
         assert_eq!(phase(&now), Some(FlowPhase::Succeeded));

@@ -12,11 +12,12 @@ use std::io::{Read, Write};
 use jobflow::api::{JobFlow, StepPhase};
 use jobflow::dag::Dag;
 
-use crate::Verdict;
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::connect::Cluster;
 use crate::error::Error;
 use crate::files;
+use crate::watch::{self, Redraw};
+use crate::{Output, Verdict};
 
 /// A flow's steps laid out in layers, with their phases when the flow is live.
 pub struct Layout {
@@ -134,16 +135,29 @@ pub fn run_offline(
     Ok(Verdict::Positive)
 }
 
-/// `graph FLOW`: the live flow, steps coloured by phase.
+/// `graph FLOW`: the live flow, steps coloured by phase; with `--watch` redrawn until the
+/// flow ends.
 pub async fn run_live(
     args: &GraphArgs,
     cluster: &Cluster,
-    out: &mut dyn Write,
+    output: &mut Output<'_>,
 ) -> Result<Verdict, Error> {
     let Some(name) = &args.flow else {
         return Err(Error::Usage("graph needs FLOW or -f FILE".to_owned()));
     };
-    let flow = cluster.flow(name).await?;
-    draw(&Layout::of(&flow)?, args.format, out)?;
-    Ok(Verdict::Positive)
+    let mut redraw = Redraw::default();
+    loop {
+        let flow = cluster.flow(name).await?;
+        let mut text = Vec::new();
+        draw(&Layout::of(&flow)?, args.format, &mut text)?;
+        if !args.watch {
+            output.out.write_all(&text)?;
+            return Ok(Verdict::Positive);
+        }
+        redraw.draw(output, String::from_utf8_lossy(&text).into_owned())?;
+        if let Some(verdict) = watch::ended(flow.status.as_ref().and_then(|status| status.phase)) {
+            return Ok(verdict);
+        }
+        tokio::time::sleep(watch::REDRAW).await;
+    }
 }
