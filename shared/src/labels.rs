@@ -21,3 +21,14 @@ pub const RETRY: &str = "workflow.kube-zen.io/retry";
 /// Annotation prefix of a named retry: `retry.workflow.kube-zen.io/<step>: <request id>`
 /// retries that step and everything downstream of it.
 pub const RETRY_PREFIX: &str = "retry.workflow.kube-zen.io/";
+
+/// Annotation prefix of rejection requests: `reject.workflow.kube-zen.io/<step>: <request id>`
+/// fails that Manual step (reason `Rejected`) once it waits; what depends on it is skipped.
+pub const REJECT_PREFIX: &str = "reject.workflow.kube-zen.io/";
+/// Annotation prefix of a rejection's optional reason for people:
+/// `reject-message.workflow.kube-zen.io/<step>: <text>`, shown as the step's message.
+pub const REJECT_MESSAGE_PREFIX: &str = "reject-message.workflow.kube-zen.io/";
+/// Annotation of a stop request: `<request id>` deletes the running Jobs, skips the steps
+/// that have not started (reason `Stopped`), runs the finally steps and fails the flow with
+/// reason `Stopped`.
+pub const STOP: &str = "workflow.kube-zen.io/stop";

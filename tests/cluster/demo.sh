@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # zen-flow end to end on the local control plane, for a newcomer to watch:
 #   builds the control plane (first run only) and the agent, starts both, installs the CRD,
-#   applies examples/dag-flow.yaml (fan-out, fan-in) and shows it running to Succeeded.
+#   applies examples/dag-flow.yaml (fan-out, fan-in) and shows it running to Succeeded with
+#   `kubectl jobflow graph` and `kubectl jobflow describe --watch` (the plugin, kubectl-jobflow).
 # ZEN_FLOW_KEEP_CLUSTER=1 leaves the control plane and the agent running afterwards, to explore
 # with kubectl (the script prints how); otherwise everything is stopped at the end.
 # ZEN_FLOW_DEMO_FLOW picks another example (default examples/dag-flow.yaml).
@@ -17,9 +18,10 @@ namespace=zen-flow-demo
 admin=127.0.0.1:${ZEN_FLOW_DEMO_ADMIN_PORT:-18080}
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-say "Building the control plane (cached after the first run) and the agent"
+say "Building the control plane (cached after the first run), the agent and the plugin"
 bash tests/cluster/build.sh
-cargo build --quiet -p jobflow-agent
+cargo build --quiet -p jobflow-agent -p kubectl-jobflow
+jobflow=(target/debug/kubectl-jobflow)
 
 say "Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
 bash tests/cluster/up.sh >/dev/null
@@ -33,6 +35,7 @@ cleanup() {
     say "Left running (ZEN_FLOW_KEEP_CLUSTER=1)"
     echo "  export KUBECONFIG=$KUBECONFIG"
     echo "  $CLUSTER_BIN/kubectl -n $namespace get jobflows,jobs -o wide"
+    echo "  target/debug/kubectl-jobflow -n $namespace describe <flow>"
     echo "  curl -s http://$admin/metrics | grep zen_flow_"
     echo "  stop: kill $agent_pid; bash tests/cluster/down.sh"
     exit "$status"
@@ -61,19 +64,18 @@ say "Applying $flow_file"
 "${kubectl[@]}" create namespace "$namespace" --dry-run=client -o yaml | "${kubectl[@]}" apply -f - >/dev/null
 flow=$("${kubectl[@]}" -n "$namespace" apply -f "$flow_file" -o jsonpath='{.metadata.name}')
 
-say "Watching $flow (steps start as their dependencies succeed)"
-phase=
-for _ in $(seq 120); do
-  phase=$("${kubectl[@]}" -n "$namespace" get jobflow "$flow" -o jsonpath='{.status.phase}')
-  steps=$("${kubectl[@]}" -n "$namespace" get jobflow "$flow" \
-    -o jsonpath='{range .status.steps[*]}{.name}={.phase}  {end}')
-  printf '%(%H:%M:%S)T  %-10s %s\n' -1 "${phase:-Pending}" "$steps"
-  case $phase in Succeeded | Failed) break ;; esac
-  sleep 1
-done
+say "Its DAG: kubectl jobflow graph $flow"
+"${jobflow[@]}" -n "$namespace" graph "$flow"
 
-say "The flow, its Jobs and its Events"
-"${kubectl[@]}" -n "$namespace" get jobflow "$flow" -o wide
+say "Watching it: kubectl jobflow describe $flow --watch (steps start as their dependencies succeed)"
+# Redraws on a terminal, appends each change otherwise; ends when the flow does (exit 1 if it
+# Failed, which the phase check below reports).
+timeout 150 "${jobflow[@]}" -n "$namespace" describe "$flow" --watch || true
+phase=$("${kubectl[@]}" -n "$namespace" get jobflow "$flow" -o jsonpath='{.status.phase}')
+
+say "The flow, its DAG, its Jobs and its Events"
+"${jobflow[@]}" -n "$namespace" get "$flow" -o wide
+"${jobflow[@]}" -n "$namespace" graph "$flow"
 "${kubectl[@]}" -n "$namespace" get jobs -l "workflow.kube-zen.io/flow=$flow" \
   --sort-by=.metadata.creationTimestamp
 "${kubectl[@]}" -n "$namespace" get events --field-selector "involvedObject.kind=JobFlow" \

@@ -62,13 +62,20 @@ static STARTED: AtomicU32 = AtomicU32::new(0);
 /// (a relative `CARGO_TARGET_DIR` is taken from the workspace root), else
 /// `<workspace>/target/debug/jobflow-agent`.
 pub fn agent_binary() -> PathBuf {
+    debug_binary("jobflow-agent")
+}
+
+/// The path of the workspace's debug binary `name`: `$CARGO_TARGET_DIR/debug/<name>` (a
+/// relative `CARGO_TARGET_DIR` is taken from the workspace root), else
+/// `<workspace>/target/debug/<name>`.
+pub fn debug_binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .filter(|dir| !dir.is_empty())
         .map_or_else(
             || workspace_root().join("target"),
             |dir| workspace_root().join(PathBuf::from(dir)),
         );
-    target.join("debug").join("jobflow-agent")
+    target.join("debug").join(name)
 }
 
 /// Leader election settings for an agent started by [`AgentBuilder`].

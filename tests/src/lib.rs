@@ -11,6 +11,7 @@
 //! - [`FakePod`] sets the annotations that tell kwok how a pod "runs" (see
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
+//! - [`plugin`] runs the built `kubectl-jobflow` binary against the control plane.
 
 pub mod agent;
 mod crd;
@@ -19,6 +20,7 @@ pub mod flows;
 pub mod jobs;
 pub mod load;
 mod namespace;
+pub mod plugin;
 mod wait;
 
 use std::path::{Path, PathBuf};

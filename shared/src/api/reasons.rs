@@ -31,6 +31,11 @@ pub const FAIL_FAST: &str = "FailFast";
 pub const APPROVED: &str = "Approved";
 /// A Manual step waits for approval.
 pub const WAITING_FOR_APPROVAL: &str = "WaitingForApproval";
+/// A Manual step was rejected: it failed, and what depends on it is skipped.
+pub const REJECTED: &str = "Rejected";
+/// A stop request ended the step (its Job deleted, or never started); also the Ready
+/// reason of a flow that a stop request ended.
+pub const STOPPED: &str = "Stopped";
 /// A retry request reset the step.
 pub const RETRY_REQUESTED: &str = "RetryRequested";
 /// A named retry request reset a running step: its Job was deleted.
@@ -88,6 +93,12 @@ pub const STEP_PENDING_APPROVAL: &str = "StepPendingApproval";
 pub const STEP_STUCK: &str = "StepStuck";
 /// An approval request named no step of the flow.
 pub const APPROVAL_REJECTED: &str = "ApprovalRejected";
+/// A Manual step was rejected.
+pub const STEP_REJECTED: &str = "StepRejected";
+/// A stop request was carried out.
+pub const FLOW_STOPPED: &str = "FlowStopped";
+/// A rejection request named no Manual step of the flow.
+pub const REJECTION_REFUSED: &str = "RejectionRefused";
 /// A retry request could not be carried out.
 pub const RETRY_REJECTED: &str = "RetryRejected";
 /// The flow started.

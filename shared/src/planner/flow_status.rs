@@ -56,6 +56,9 @@ impl Planning<'_> {
         let count = |phase: StepPhase| steps.iter().filter(|step| step.phase == phase).count();
         let total = steps.len();
         if !steps.is_empty() && steps.iter().all(|step| step.phase.is_terminal()) {
+            if let Some(message) = self.stopped_step_message() {
+                return (FlowPhase::Failed, reasons::STOPPED, message);
+            }
             let blocking = steps
                 .iter()
                 .enumerate()

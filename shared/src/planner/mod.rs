@@ -23,6 +23,9 @@ mod schedule;
 mod state;
 mod stuck;
 #[cfg(test)]
+mod stop_reject_tests;
+mod stop_request;
+#[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,10 @@
 //!
 //! - `approve.workflow.kube-zen.io/<step>: <request id>` approves a Manual step. A request made
 //!   before the step waits is kept and approves it when it gets there.
+//! - `reject.workflow.kube-zen.io/<step>: <request id>` rejects one the same way: the step
+//!   fails (reason `Rejected`, message from `reject-message.workflow.kube-zen.io/<step>`)
+//!   and what depends on it is skipped. A new rejection and approval of the same step in
+//!   one pass: the rejection wins.
 //! - `workflow.kube-zen.io/retry: <request id>` retries the failed and skipped steps of a
 //!   finished flow; `retry.workflow.kube-zen.io/<step>: <request id>` retries that step and
 //!   everything downstream, whether the flow finished or not (the named step must have ended;
@@ -15,7 +19,7 @@ use std::collections::BTreeSet;
 use super::CompiledFlow;
 use super::state::Planning;
 use crate::api::reasons;
-use crate::api::{FlowPhase, StepPhase};
+use crate::api::{FlowPhase, StepPhase, StepType};
 use crate::labels;
 
 impl Planning<'_> {
@@ -28,8 +32,9 @@ impl Planning<'_> {
             .retain(|key, _| annotations.is_some_and(|a| a.contains_key(key)));
     }
 
-    /// Approves Manual steps that wait and have a new approval request.
+    /// Rejects, then approves, Manual steps that wait and have a new request.
     pub fn handle_approvals(&mut self, compiled: &CompiledFlow) {
+        self.handle_rejections(compiled);
         let annotations = self.flow.metadata.annotations.clone().unwrap_or_default();
         for (key, request) in &annotations {
             let Some(step_name) = key.strip_prefix(labels::APPROVE_PREFIX) else {
@@ -64,6 +69,53 @@ impl Planning<'_> {
                 step_name,
                 reasons::STEP_APPROVED,
                 format!("Step {step_name} approved (request {request:?})"),
+            );
+        }
+    }
+
+    /// Fails Manual steps that wait and have a new rejection request.
+    fn handle_rejections(&mut self, compiled: &CompiledFlow) {
+        let annotations = self.flow.metadata.annotations.clone().unwrap_or_default();
+        for (key, request) in &annotations {
+            let Some(step_name) = key.strip_prefix(labels::REJECT_PREFIX) else {
+                continue;
+            };
+            if self.status.handled_requests.get(key) == Some(request) {
+                continue;
+            }
+            let index = compiled
+                .dag
+                .index_of(step_name)
+                .filter(|&index| self.spec_step(index).step_type == StepType::Manual);
+            let Some(index) = index else {
+                self.status
+                    .handled_requests
+                    .insert(key.clone(), request.clone());
+                self.warning(
+                    reasons::REJECTION_REFUSED,
+                    format!("{key}: the flow has no Manual step {step_name:?}"),
+                );
+                continue;
+            };
+            if self.status.steps[index].phase != StepPhase::PendingApproval {
+                continue;
+            }
+            self.status
+                .handled_requests
+                .insert(key.clone(), request.clone());
+            let why = annotations
+                .get(&format!("{}{step_name}", labels::REJECT_MESSAGE_PREFIX))
+                .map_or_else(String::new, |message| format!(": {message}"));
+            self.end_step(
+                index,
+                StepPhase::Failed,
+                reasons::REJECTED,
+                format!("rejected (request {request:?}){why}"),
+            );
+            self.step_event(
+                step_name,
+                reasons::STEP_REJECTED,
+                format!("Step {step_name} rejected (request {request:?}){why}"),
             );
         }
     }

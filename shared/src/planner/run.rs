@@ -12,6 +12,9 @@ impl Planning<'_> {
         self.align_steps(&compiled.dag);
         self.forget_withdrawn_requests();
         self.handle_retry_request(compiled);
+        if self.handle_stop_request(compiled) {
+            return;
+        }
         if self.status.phase.is_some_and(FlowPhase::is_terminal) {
             return;
         }

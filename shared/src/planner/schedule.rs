@@ -201,10 +201,11 @@ impl Planning<'_> {
             step.start_time.get_or_insert(now);
             step.reason = Some(reasons::WAITING_FOR_APPROVAL.into());
             step.message = Some(spec.message.clone().unwrap_or_else(|| {
+                let namespace = self.flow.metadata.namespace.as_deref().unwrap_or("default");
+                let flow = self.flow.metadata.name.as_deref().unwrap_or_default();
                 format!(
-                    "approve with: kubectl -n {} annotate jobflow {} {}{name}=$(date +%s)",
-                    self.flow.metadata.namespace.as_deref().unwrap_or("default"),
-                    self.flow.metadata.name.as_deref().unwrap_or_default(),
+                    "approve with: kubectl jobflow approve -n {namespace} {flow} {name} \
+                     (or: kubectl -n {namespace} annotate jobflow {flow} {}{name}=$(date +%s))",
                     crate::labels::APPROVE_PREFIX,
                 )
             }));

@@ -349,6 +349,17 @@ fn manual_steps_wait_for_approval_once() {
     world.finish("etl-a-1", true, t(1));
     let plan = world.step_at(t(1));
     assert_eq!(world.step("approve").phase, StepPhase::PendingApproval);
+    // A gate without a message says how to approve it, with a plugin command that exists.
+    assert!(
+        world
+            .step("approve")
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("approve with: kubectl jobflow approve -n default etl approve (or: "),
+        "{:?}",
+        world.step("approve").message
+    );
     assert_eq!(phase(&world), FlowPhase::Paused);
     assert!(
         plan.events
