@@ -21,10 +21,10 @@ mod run;
 mod running;
 mod schedule;
 mod state;
-mod stuck;
 #[cfg(test)]
 mod stop_reject_tests;
 mod stop_request;
+mod stuck;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
