@@ -2,7 +2,7 @@
 //!
 //! Watch caches ([`caches`]) feed a pure planner (`jobflow::planner`) through [`observe`]; the
 //! [`controller`] carries each plan out ([`apply`]). [`leader`] decides which replica acts,
-//! [`admin`] serves metrics and probes.
+//! [`admin`] serves metrics and probes, [`webhook`] the admission webhook and its certificates.
 
 pub mod admin;
 pub mod applied;
@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod strip;
 pub mod telemetry;
 pub mod triggers;
+pub mod webhook;
 pub mod written;
 
 mod run;
