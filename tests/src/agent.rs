@@ -154,6 +154,12 @@ impl AgentBuilder {
         self
     }
 
+    /// More command-line arguments, passed after the harness's own.
+    pub fn args_from(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.extra_args.extend(args);
+        self
+    }
+
     /// An environment variable of the agent process.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.insert(name.to_owned(), value.to_owned());
@@ -767,7 +773,10 @@ mod tests {
         let admin: SocketAddr = "127.0.0.1:1234".parse().unwrap();
         let plain = AgentBuilder::new("ns1").args(admin);
         assert!(plain.contains(&"--leader-election=false".to_owned()));
-        assert!(plain.contains(&"--webhook-addr=".to_owned()), "webhook off by default");
+        assert!(
+            plain.contains(&"--webhook-addr=".to_owned()),
+            "webhook off by default"
+        );
         let serving = AgentBuilder::new("ns1")
             .arg("--webhook-addr=127.0.0.1:1")
             .args(admin);

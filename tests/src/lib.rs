@@ -11,6 +11,7 @@
 //! - [`FakePod`] sets the annotations that tell kwok how a pod "runs" (see
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
+//! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace.
 
 pub mod agent;
 mod crd;
@@ -20,6 +21,7 @@ pub mod jobs;
 pub mod load;
 mod namespace;
 mod wait;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 
