@@ -57,9 +57,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scopes.push(caches);
     }
 
+    let resolver = webhook_listener
+        .as_ref()
+        .map(|_| Arc::new(Resolver::default()));
     let admin = Arc::new(Admin {
         metrics: Arc::clone(&metrics),
         scopes: scopes.clone(),
+        webhook: resolver.clone(),
     });
     tracing::info!(addr = %args.admin_addr, "serving /metrics, /healthz and /readyz");
     tokio::spawn(admin::serve(listener, Arc::clone(&admin)));
@@ -82,8 +86,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Leadership::unelected()
     };
-    if let Some(listener) = webhook_listener {
-        start_webhook(&args, &client, listener, &leadership)?;
+    if let (Some(listener), Some(resolver)) = (webhook_listener, resolver) {
+        start_webhook(&args, &client, listener, resolver, &leadership)?;
     }
     let controllers = run_controllers(
         &client,
@@ -119,9 +123,9 @@ fn start_webhook(
     args: &Args,
     client: &Client,
     listener: tokio::net::TcpListener,
+    resolver: Arc<Resolver>,
     leadership: &Leadership,
 ) -> anyhow::Result<()> {
-    let resolver = Arc::new(Resolver::default());
     let config = server::tls_config(Arc::clone(&resolver))?;
     let namespace = args.lease_namespace();
     let names = Names {

@@ -164,11 +164,12 @@ async fn updates_are_checked_and_a_started_flows_spec_is_fixed() {
             .await?;
             // A spec change on a started flow is refused (the CRD's transition rule runs before
             // admission webhooks; the webhook's own copy of the check is unit-tested).
-            let mut changed = started.clone();
-            changed.spec.steps[0].name = "b".to_owned();
-            changed.metadata.managed_fields = None;
+            let mut steps = started.spec.steps.clone();
+            steps[0].name = "b".to_owned();
+            // A merge patch: no resourceVersion to race the agent's status writes.
+            let change = Patch::Merge(json!({"spec": {"steps": steps}}));
             let error = flows
-                .replace("long", &PostParams::default(), &changed)
+                .patch("long", &PatchParams::default(), &change)
                 .await
                 .err()
                 .context("changing a started flow's steps was allowed")?;
@@ -193,13 +194,12 @@ async fn updates_are_checked_and_a_started_flows_spec_is_fixed() {
                 create_through_webhook(&flows, &unstarted, TIMEOUT).await?,
                 None
             );
-            let mut current = flows.get("unstarted").await?;
             let mut broken = invalid_flow("unstarted");
-            broken.metadata = std::mem::take(&mut current.metadata);
-            broken.metadata.managed_fields = None;
             broken.spec.suspend = Some(true);
+            // A merge patch: no resourceVersion to race the agent's status writes.
+            let patch = Patch::Merge(json!({"spec": {"steps": broken.spec.steps}}));
             let error = flows
-                .replace("unstarted", &PostParams::default(), &broken)
+                .patch("unstarted", &PatchParams::default(), &patch)
                 .await
                 .err()
                 .context("an invalid update was admitted")?;
@@ -251,10 +251,17 @@ async fn external_mode_serves_the_secret_and_writes_nothing() {
             let agent = AgentProcess::builder(ns.name())
                 .args_from(webhook_args(addr, &name, ns.name()))
                 .arg("--cert-mode=external")
+                .wait_ready(false)
                 .start()
                 .await?;
             // Longer than the sync timer's longest wait (12.5 s), after the first sync.
             tokio::time::sleep(Duration::from_secs(15)).await;
+            // Nothing to serve: alive, not ready.
+            let (status, body) = agent.get("/readyz").await?;
+            assert_eq!(
+                (status, body.as_str()),
+                (503, "no webhook certificate served yet\n")
+            );
             assert!(
                 secrets.get_opt(SECRET).await?.is_none(),
                 "external mode created the Secret"
