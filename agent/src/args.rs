@@ -101,6 +101,13 @@ pub struct Args {
     )]
     pub webhook_extra_sans: Vec<String>,
 
+    /// On CREATE, refuse a flow whose creator may not create the Jobs (and ConfigMaps, PVCs) the
+    /// agent would create for it (`--webhook-access-check=false` where JobFlow creation is a
+    /// deliberate delegation).
+    #[arg(long, env = "JOBFLOW_WEBHOOK_ACCESS_CHECK", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_access_check: bool,
+
     /// `self`: the leader makes and renews the certificates and writes the caBundle;
     /// `external` (e.g. cert-manager): serve and watch the Secret, never write.
     #[arg(long, env = "JOBFLOW_CERT_MODE", value_enum, default_value_t = CertMode::SelfManaged)]
@@ -212,6 +219,8 @@ mod tests {
         assert_eq!(a.webhook_service, "jobflow-webhook");
         assert!(a.webhook_extra_sans.is_empty());
         assert_eq!(a.cert_mode, CertMode::SelfManaged);
+        assert!(a.webhook_access_check);
+        assert!(!parse(&["--webhook-access-check=false"]).webhook_access_check);
     }
 
     #[test]

@@ -143,7 +143,12 @@ fn start_webhook(
         mode = ?args.cert_mode,
         "serving the admission webhook on /validate"
     );
-    tokio::spawn(server::serve(listener, config));
+    let webhook = server::Webhook {
+        access: args
+            .webhook_access_check
+            .then(|| kube::Api::all(client.clone())),
+    };
+    tokio::spawn(server::serve(listener, config, webhook));
     let sync = Sync::new(
         client,
         &namespace,

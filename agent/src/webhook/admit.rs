@@ -10,21 +10,27 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 /// (a started flow's spec is fixed), anything else is allowed. A denial lists every problem as
 /// `path: message`, one a line; warnings go in the response's `warnings`.
 pub fn review(body: &[u8]) -> AdmissionReview<DynamicObject> {
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
-        Ok(review) => review,
-        Err(error) => {
-            return AdmissionResponse::invalid(format!("reading the AdmissionReview: {error}"))
-                .into_review();
-        }
-    };
-    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(request) => request,
-        Err(error) => {
-            return AdmissionResponse::invalid(format!("reading the AdmissionReview: {error}"))
-                .into_review();
-        }
-    };
-    decide(&request).into_review()
+    match parse(body) {
+        Ok(request) => decide(&request).into_review(),
+        Err(message) => AdmissionResponse::invalid(message).into_review(),
+    }
+}
+
+/// The request in an AdmissionReview body, or why it cannot be read (to refuse it with).
+pub fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+        .map_err(|error| format!("reading the AdmissionReview: {error}"))?;
+    review
+        .try_into()
+        .map_err(|error| format!("reading the AdmissionReview: {error}"))
+}
+
+/// The flow a CREATE request would create (`None` for other operations or an unreadable one).
+pub fn created_flow(request: &AdmissionRequest<DynamicObject>) -> Option<JobFlow> {
+    if request.operation != Operation::Create {
+        return None;
+    }
+    flow(request.object.as_ref(), "object").ok()
 }
 
 /// The response to one request.

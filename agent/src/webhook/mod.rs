@@ -1,10 +1,12 @@
 //! The admission webhook: TLS server, admission decision and self-managed certificates.
 //!
-//! [`admit`] decides (pure), [`server`] serves `POST /validate` over TLS with what
+//! [`admit`] decides (pure), [`access`] checks the creator may create what the agent would
+//! (no confused deputy), [`server`] serves `POST /validate` over TLS with what
 //! [`resolver`] holds, [`sync`] watches the Secret (every replica) and, in self mode, lets the
 //! leader make and renew certificates ([`store`]) and write the caBundle ([`ca_bundle`]). The
 //! certificate rules themselves are `jobflow::certs`.
 
+pub mod access;
 pub mod admit;
 pub mod ca_bundle;
 pub mod resolver;

@@ -16,8 +16,14 @@ use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::admit;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use kube::Api;
+use kube::api::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse};
+
 use super::resolver::Resolver;
+use super::{access, admit};
+use crate::error::chain;
 
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
 const MAX_BODY: usize = 6 * 1024 * 1024;
@@ -44,8 +50,16 @@ pub fn tls_config(resolver: Arc<Resolver>) -> Result<ServerConfig, ServeError> {
     Ok(config)
 }
 
+/// What answering needs beyond the request.
+#[derive(Clone)]
+pub struct Webhook {
+    /// Where to ask whether a flow's creator may create what the agent would create for it
+    /// (`None`: the check is off).
+    pub access: Option<Api<SubjectAccessReview>>,
+}
+
 /// Serves the webhook on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, config: ServerConfig) {
+pub async fn serve(listener: TcpListener, config: ServerConfig, webhook: Webhook) {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     loop {
         let stream = match listener.accept().await {
@@ -57,6 +71,7 @@ pub async fn serve(listener: TcpListener, config: ServerConfig) {
             }
         };
         let acceptor = acceptor.clone();
+        let webhook = webhook.clone();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
@@ -70,7 +85,10 @@ pub async fn serve(listener: TcpListener, config: ServerConfig) {
                 }
             };
             if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service_fn(handle))
+                .serve_connection(
+                    TokioIo::new(tls),
+                    service_fn(move |request| handle(request, webhook.clone())),
+                )
                 .await
             {
                 tracing::debug!(%error, "webhook connection ended");
@@ -79,7 +97,10 @@ pub async fn serve(listener: TcpListener, config: ServerConfig) {
     }
 }
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    request: Request<Incoming>,
+    webhook: Webhook,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.uri().path() != "/validate" {
         return Ok(reply(StatusCode::NOT_FOUND, "not found\n", "text/plain"));
     }
@@ -100,7 +121,10 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             ));
         }
     };
-    let review = admit::review(&body);
+    let review = match admit::parse(&body) {
+        Ok(request) => answer(&request, &webhook).await.into_review(),
+        Err(message) => AdmissionResponse::invalid(message).into_review(),
+    };
     Ok(match serde_json::to_vec(&review) {
         Ok(json) => reply(StatusCode::OK, json, "application/json"),
         Err(error) => reply(
@@ -109,6 +133,29 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             "text/plain",
         ),
     })
+}
+
+/// Validation's answer, then (CREATE, check on) the creator's permissions; fails closed when
+/// they cannot be checked.
+async fn answer(request: &AdmissionRequest<DynamicObject>, webhook: &Webhook) -> AdmissionResponse {
+    let response = admit::decide(request);
+    let (true, Some(api), Some(flow)) = (
+        response.allowed,
+        webhook.access.as_ref(),
+        admit::created_flow(request),
+    ) else {
+        return response;
+    };
+    let namespace = request.namespace.clone().unwrap_or_default();
+    let user = &request.user_info;
+    match access::missing(api, user, &namespace, &access::required(&flow)).await {
+        Ok(missing) if missing.is_empty() => response,
+        Ok(missing) => response.deny(access::denial(user, &namespace, &missing)),
+        Err(error) => {
+            tracing::warn!(error = %chain(&error), "checking a flow creator's permissions failed");
+            response.deny(chain(&error))
+        }
+    }
 }
 
 fn reply(
