@@ -87,7 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Leadership::unelected()
     };
     if let (Some(listener), Some(resolver)) = (webhook_listener, resolver) {
-        start_webhook(&args, &client, listener, resolver, &leadership)?;
+        start_webhook(&args, &client, listener, resolver, &leadership, &metrics)?;
     }
     let controllers = run_controllers(
         &client,
@@ -125,6 +125,7 @@ fn start_webhook(
     listener: tokio::net::TcpListener,
     resolver: Arc<Resolver>,
     leadership: &Leadership,
+    metrics: &Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let config = server::tls_config(Arc::clone(&resolver))?;
     let namespace = args.lease_namespace();
@@ -147,6 +148,7 @@ fn start_webhook(
         access: args
             .webhook_access_check
             .then(|| kube::Api::all(client.clone())),
+        metrics: Arc::clone(metrics),
     };
     tokio::spawn(server::serve(listener, config, webhook));
     let sync = Sync::new(
@@ -158,6 +160,7 @@ fn start_webhook(
         args.cert_mode,
         leadership.clone(),
         resolver,
+        Arc::clone(metrics),
     );
     tokio::spawn(sync.run());
     Ok(())

@@ -124,6 +124,29 @@ async fn bootstrap_creates_the_secret_injects_the_ca_bundle_and_refuses_invalid_
                 .step(StepBuilder::new("a", &FakePod::succeed()))
                 .build();
             assert_eq!(create_through_webhook(&flows, &valid, TIMEOUT).await?, None);
+
+            let metric = |labels: &'static [(&'static str, &'static str)]| {
+                let agent = &agent;
+                async move {
+                    agent
+                        .metric_value("zen_flow_webhook_admissions_total", labels)
+                        .await
+                        .map(Option::unwrap_or_default)
+                }
+            };
+            assert!(metric(&[("operation", "CREATE"), ("result", "denied")]).await? >= 1.0);
+            assert!(metric(&[("operation", "CREATE"), ("result", "allowed")]).await? >= 1.0);
+            let served = agent
+                .metric_value(
+                    "zen_flow_webhook_certificate_not_after_seconds",
+                    &[("cert", "leaf"), ("source", "served")],
+                )
+                .await?
+                .context("no served leaf notAfter")?;
+            let in_29_days = Timestamp::now() + SignedDuration::from_hours(24 * 29);
+            #[allow(clippy::cast_precision_loss, reason = "Unix seconds fit in an f64")]
+            let in_29_days = in_29_days.as_second() as f64;
+            assert!(served > in_29_days, "served leaf ends at {served}");
             agent.ensure_running()
         })
         .await

@@ -29,6 +29,8 @@ pub enum Offered {
     Swapped {
         /// Its serial number.
         serial: String,
+        /// Its NotAfter.
+        not_after: Timestamp,
     },
     /// The same leaf was served already.
     Unchanged,
@@ -49,9 +51,9 @@ impl Resolver {
         now: Timestamp,
     ) -> Result<Offered, OfferError> {
         let served = check_serving(data, want, now)?;
-        let serial = served
+        let (serial, not_after) = served
             .leaf()
-            .map(|leaf| leaf.serial.clone())
+            .map(|leaf| (leaf.serial.clone(), leaf.not_after))
             .unwrap_or_default();
         if self.serial().as_deref() == Some(serial.as_str()) {
             return Ok(Offered::Unchanged);
@@ -66,7 +68,7 @@ impl Resolver {
             .collect();
         let certified = Arc::new(CertifiedKey::new(chain, key));
         *self.lock() = Some((serial.clone(), certified));
-        Ok(Offered::Swapped { serial })
+        Ok(Offered::Swapped { serial, not_after })
     }
 
     /// The served leaf's serial, if any is served.
@@ -109,7 +111,7 @@ mod tests {
         let resolver = Resolver::default();
         assert_eq!(resolver.serial(), None);
         let good = fresh(now);
-        let Offered::Swapped { serial } = resolver.offer(&good, &names().sans(), now).unwrap()
+        let Offered::Swapped { serial, .. } = resolver.offer(&good, &names().sans(), now).unwrap()
         else {
             panic!("not swapped");
         };

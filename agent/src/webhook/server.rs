@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -24,6 +24,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use super::resolver::Resolver;
 use super::{access, admit};
 use crate::error::chain;
+use crate::metrics::Metrics;
 
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
 const MAX_BODY: usize = 6 * 1024 * 1024;
@@ -56,6 +57,8 @@ pub struct Webhook {
     /// Where to ask whether a flow's creator may create what the agent would create for it
     /// (`None`: the check is off).
     pub access: Option<Api<SubjectAccessReview>>,
+    /// The series.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Serves the webhook on `listener` until the process ends.
@@ -76,10 +79,12 @@ pub async fn serve(listener: TcpListener, config: ServerConfig, webhook: Webhook
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
+                    webhook.metrics.webhook.handshake_error();
                     tracing::warn!(%error, "webhook TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    webhook.metrics.webhook.handshake_error();
                     tracing::warn!("webhook TLS handshake timed out");
                     return;
                 }
@@ -121,10 +126,24 @@ async fn handle(
             ));
         }
     };
-    let review = match admit::parse(&body) {
-        Ok(request) => answer(&request, &webhook).await.into_review(),
-        Err(message) => AdmissionResponse::invalid(message).into_review(),
+    let started = Instant::now();
+    let (operation, response) = match admit::parse(&body) {
+        Ok(request) => (
+            format!("{:?}", request.operation).to_uppercase(),
+            answer(&request, &webhook).await,
+        ),
+        Err(message) => (String::new(), AdmissionResponse::invalid(message)),
     };
+    let result = match (response.allowed, operation.is_empty()) {
+        (_, true) => "invalid",
+        (true, false) => "allowed",
+        (false, false) => "denied",
+    };
+    webhook
+        .metrics
+        .webhook
+        .admission(&operation, result, started.elapsed().as_secs_f64());
+    let review = response.into_review();
     Ok(match serde_json::to_vec(&review) {
         Ok(json) => reply(StatusCode::OK, json, "application/json"),
         Err(error) => reply(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use jiff::Timestamp;
-use jobflow::certs::{self, CA_CRT, Names, San};
+use jobflow::certs::{self, CA_CRT, Names, San, TLS_CRT};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::WatchStreamExt as _;
@@ -20,6 +20,7 @@ use super::resolver::{Offered, Resolver};
 use super::store::{self, StoreError};
 use crate::error::chain;
 use crate::leader::Leadership;
+use crate::metrics::{Cert, Metrics, Source};
 
 /// The base period of the timer (each wait is 75–125 % of it).
 const PERIOD: Duration = Duration::from_secs(10);
@@ -42,6 +43,8 @@ pub struct Sync {
     pub leadership: Leadership,
     /// Where served certificates go.
     pub resolver: Arc<Resolver>,
+    /// The series.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Sync {
@@ -56,6 +59,7 @@ impl Sync {
         mode: CertMode,
         leadership: Leadership,
         resolver: Arc<Resolver>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             secrets: Api::namespaced(client.clone(), namespace),
@@ -66,6 +70,7 @@ impl Sync {
             mode,
             leadership,
             resolver,
+            metrics,
         }
     }
 
@@ -138,16 +143,19 @@ impl Sync {
             };
             match store::write(&self.secrets, &self.secret, latest.as_ref(), data).await {
                 Ok(written) => {
+                    self.metrics.webhook.secret_write("ok");
                     if let Some(data) = written.data.as_ref() {
                         self.offer(data, &want, now);
                     }
                     *latest = Some(written);
                 }
                 Err(error @ StoreError::Conflict { .. }) => {
+                    self.metrics.webhook.secret_write("conflict");
                     tracing::info!(error = %chain(&error), "deciding again after the next read");
                     return;
                 }
                 Err(error) => {
+                    self.metrics.webhook.secret_write("error");
                     tracing::warn!(error = %chain(&error), "writing the webhook Secret failed");
                     return;
                 }
@@ -165,6 +173,7 @@ impl Sync {
         }
         match ca_bundle::sync(&self.configs, &self.config, &bundle.0).await {
             Ok(Synced::Written) => {
+                self.metrics.webhook.ca_bundle_write("ok");
                 tracing::info!(config = %self.config, "wrote the webhook caBundle");
             }
             Ok(Synced::InSync) => {}
@@ -172,22 +181,35 @@ impl Sync {
                 tracing::debug!(config = %self.config, "no ValidatingWebhookConfiguration to write the caBundle to");
             }
             Err(error) => {
+                self.metrics.webhook.ca_bundle_write("error");
                 tracing::warn!(error = %chain(&error), "writing the webhook caBundle failed");
             }
         }
     }
 
     fn offer(&self, data: &certs::SecretData, want: &[San], now: Timestamp) {
+        let webhook = &self.metrics.webhook;
+        if let Some(at) = certs::not_after(data, CA_CRT) {
+            webhook.not_after(Cert::Ca, Source::Stored, at);
+        }
+        if let Some(at) = certs::not_after(data, TLS_CRT) {
+            webhook.not_after(Cert::Leaf, Source::Stored, at);
+        }
         match self.resolver.offer(data, want, now) {
-            Ok(Offered::Swapped { serial }) => {
+            Ok(Offered::Swapped { serial, not_after }) => {
+                webhook.reload("swapped");
+                webhook.not_after(Cert::Leaf, Source::Served, not_after);
                 tracing::info!(%serial, "serving a new webhook certificate");
             }
             Ok(Offered::Unchanged) => {}
-            Err(error) => tracing::warn!(
+            Err(error) => {
+                webhook.reload("refused");
+                tracing::warn!(
                 error = %chain(&error),
                 served = ?self.resolver.serial(),
                 "the webhook Secret's certificate fails the checks: keeping the last good one"
-            ),
+                );
+            }
         }
     }
 }

@@ -212,6 +212,13 @@ pub(super) fn certificates(
     Ok(certs)
 }
 
+/// The NotAfter of the first certificate in entry `key`, if it parses (for metrics).
+pub fn not_after(data: &SecretData, key: &'static str) -> Option<Timestamp> {
+    certificates(data, key)
+        .ok()
+        .and_then(|certs| certs.first().map(|cert| cert.not_after))
+}
+
 /// The private key of a PEM entry.
 pub(super) fn private_key(data: &SecretData, key: &'static str) -> Result<KeyPair, CheckError> {
     let bytes = entry(data, key)?;

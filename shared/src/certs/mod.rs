@@ -18,7 +18,7 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 
 pub use decide::{CaStep, Decision, LeafStep, Why, decide};
-pub use inspect::{CertInfo, CheckError, Served, check_serving};
+pub use inspect::{CertInfo, CheckError, Served, check_serving, not_after};
 pub use issue::{IssueError, carry_out};
 pub use names::{Names, San};
 
