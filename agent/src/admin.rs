@@ -1,5 +1,5 @@
 //! The admin port: `/metrics`, `/healthz` (the process runs) and `/readyz` (every watch cache
-//! has synced). Anything else is 404.
+//! has synced and, with the webhook on, a checked certificate is served). Anything else is 404.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::caches::Caches;
 use crate::error::chain;
 use crate::metrics::{Metrics, StateEntries};
+use crate::webhook::resolver::Resolver;
 
 /// What the admin endpoints read.
 #[derive(Debug)]
@@ -25,6 +26,9 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// The caches of every scope, for the recomputed gauges.
     pub scopes: Vec<Arc<Caches>>,
+    /// The webhook's served certificate, when the webhook is on (readiness waits for one;
+    /// liveness never does).
+    pub webhook: Option<Arc<Resolver>>,
 }
 
 impl Admin {
@@ -32,13 +36,22 @@ impl Admin {
     pub fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         match (method, path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
-            (&Method::GET, "/readyz") if self.scopes.iter().all(|s| s.is_ready()) => {
-                text(StatusCode::OK, "ready\n".to_owned())
-            }
-            (&Method::GET, "/readyz") => text(
+            (&Method::GET, "/readyz") if !self.scopes.iter().all(|s| s.is_ready()) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "watch caches not synced\n".to_owned(),
             ),
+            (&Method::GET, "/readyz")
+                if self
+                    .webhook
+                    .as_ref()
+                    .is_some_and(|resolver| resolver.serial().is_none()) =>
+            {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no webhook certificate served yet\n".to_owned(),
+                )
+            }
+            (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".to_owned()),
             (&Method::GET, "/metrics") => self.metrics(),
             (_, "/healthz" | "/readyz" | "/metrics") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".to_owned())
@@ -126,6 +139,7 @@ mod tests {
         Admin {
             metrics: Arc::new(Metrics::new().unwrap()),
             scopes: vec![caches],
+            webhook: None,
         }
     }
 
@@ -158,6 +172,30 @@ mod tests {
             synced.respond(&Method::POST, "/metrics").status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
+    }
+
+    #[tokio::test]
+    async fn with_the_webhook_on_readiness_waits_for_a_served_certificate() {
+        let resolver = Arc::new(Resolver::default());
+        let a = Admin {
+            scopes: vec![crate::caches::tests::synced().await],
+            webhook: Some(Arc::clone(&resolver)),
+            ..admin()
+        };
+        let response = a.respond(&Method::GET, "/readyz");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body(response).await, "no webhook certificate served yet\n");
+        assert_eq!(a.respond(&Method::GET, "/healthz").status(), StatusCode::OK);
+        let names = jobflow::certs::Names {
+            service: "svc".to_owned(),
+            namespace: "ns".to_owned(),
+            extra: Vec::new(),
+        };
+        let now = jiff::Timestamp::now();
+        let decision = jobflow::certs::decide(None, &names, now);
+        let data = jobflow::certs::carry_out(&decision, None, &names, now).unwrap();
+        resolver.offer(&data, &names.sans(), now).unwrap();
+        assert_eq!(a.respond(&Method::GET, "/readyz").status(), StatusCode::OK);
     }
 
     #[tokio::test]

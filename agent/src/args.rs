@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::webhook::CertMode;
+
 /// The agent's settings.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -59,6 +61,73 @@ pub struct Args {
     /// Log filter in `tracing` `EnvFilter` syntax; `RUST_LOG`, when set, wins.
     #[arg(long, env = "JOBFLOW_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Where the admission webhook is served over TLS; empty turns the webhook off (no serving,
+    /// no certificates, no caBundle).
+    #[arg(long, env = "JOBFLOW_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    pub webhook_addr: ListenAddr,
+
+    /// The ValidatingWebhookConfiguration whose caBundle the agent writes (self mode).
+    #[arg(
+        long,
+        env = "JOBFLOW_WEBHOOK_CONFIG",
+        default_value = "jobflow-validating"
+    )]
+    pub webhook_config: String,
+
+    /// The `kubernetes.io/tls` Secret of the webhook's certificates, in the agent's namespace
+    /// (`--lease-namespace`, else `$POD_NAMESPACE`, else `default`).
+    #[arg(
+        long,
+        env = "JOBFLOW_WEBHOOK_SECRET",
+        default_value = "jobflow-webhook-tls"
+    )]
+    pub webhook_secret: String,
+
+    /// The webhook's Service: its DNS names are the serving certificate's SANs.
+    #[arg(
+        long,
+        env = "JOBFLOW_WEBHOOK_SERVICE",
+        default_value = "jobflow-webhook"
+    )]
+    pub webhook_service: String,
+
+    /// Another SAN for the serving certificate, a DNS name or an IP (repeatable, or
+    /// comma-separated), e.g. `127.0.0.1` when the API server calls the webhook by URL.
+    #[arg(
+        long = "webhook-extra-san",
+        env = "JOBFLOW_WEBHOOK_EXTRA_SAN",
+        value_delimiter = ','
+    )]
+    pub webhook_extra_sans: Vec<String>,
+
+    /// On CREATE, refuse a flow whose creator may not create the Jobs (and ConfigMaps, PVCs) the
+    /// agent would create for it (`--webhook-access-check=false` where JobFlow creation is a
+    /// deliberate delegation).
+    #[arg(long, env = "JOBFLOW_WEBHOOK_ACCESS_CHECK", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_access_check: bool,
+
+    /// `self`: the leader makes and renews the certificates and writes the caBundle;
+    /// `external` (e.g. cert-manager): serve and watch the Secret, never write.
+    #[arg(long, env = "JOBFLOW_CERT_MODE", value_enum, default_value_t = CertMode::SelfManaged)]
+    pub cert_mode: CertMode,
+}
+
+/// A listen address, or none (an empty value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for ListenAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim().is_empty() {
+            Ok(Self(None))
+        } else {
+            text.trim().parse().map(|addr| Self(Some(addr)))
+        }
+    }
 }
 
 /// How log lines are written.
@@ -141,6 +210,43 @@ mod tests {
         assert_eq!(a.lease_name, "jobflow-agent");
         assert_eq!(a.log_format, LogFormat::Text);
         assert_eq!(a.log_level, "info");
+        assert_eq!(
+            a.webhook_addr.0.map(|addr| addr.to_string()).as_deref(),
+            Some("0.0.0.0:9443")
+        );
+        assert_eq!(a.webhook_config, "jobflow-validating");
+        assert_eq!(a.webhook_secret, "jobflow-webhook-tls");
+        assert_eq!(a.webhook_service, "jobflow-webhook");
+        assert!(a.webhook_extra_sans.is_empty());
+        assert_eq!(a.cert_mode, CertMode::SelfManaged);
+        assert!(a.webhook_access_check);
+        assert!(!parse(&["--webhook-access-check=false"]).webhook_access_check);
+    }
+
+    #[test]
+    fn webhook_flags() {
+        let a = parse(&[
+            "--webhook-addr",
+            "127.0.0.1:19443",
+            "--webhook-extra-san",
+            "127.0.0.1",
+            "--webhook-extra-san",
+            "a.example,b.example",
+            "--cert-mode",
+            "external",
+        ]);
+        assert_eq!(a.webhook_addr.0.map(|addr| addr.port()), Some(19443));
+        assert_eq!(
+            a.webhook_extra_sans,
+            ["127.0.0.1", "a.example", "b.example"]
+        );
+        assert_eq!(a.cert_mode, CertMode::External);
+        assert_eq!(parse(&["--webhook-addr="]).webhook_addr, ListenAddr(None));
+        assert_eq!(
+            parse(&["--cert-mode", "self"]).cert_mode,
+            CertMode::SelfManaged
+        );
+        assert!(Args::try_parse_from(["jobflow-agent", "--webhook-addr", "nope"]).is_err());
     }
 
     #[test]

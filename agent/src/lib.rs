@@ -2,7 +2,7 @@
 //!
 //! Watch caches ([`caches`]) feed a pure planner (`jobflow::planner`) through [`observe`]; the
 //! [`controller`] carries each plan out ([`apply`]). [`leader`] decides which replica acts,
-//! [`admin`] serves metrics and probes.
+//! [`admin`] serves metrics and probes, [`webhook`] the admission webhook and its certificates.
 
 pub(crate) mod admin;
 pub(crate) mod applied;
@@ -23,6 +23,7 @@ pub(crate) mod reconcile;
 pub(crate) mod strip;
 pub mod telemetry;
 pub(crate) mod triggers;
+pub(crate) mod webhook;
 pub(crate) mod written;
 
 mod run;

@@ -1,4 +1,5 @@
-//! The process: client, caches, admin port, signals, then the controllers (behind the Lease).
+//! The process: client, caches, admin port, webhook, signals, then the controllers (behind the
+//! Lease).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,10 @@ use crate::events::EventPublisher;
 use crate::key_locks::KeyLocks;
 use crate::leader::{self, Elector, Leadership, Timing};
 use crate::metrics::Metrics;
+use crate::webhook::resolver::Resolver;
+use crate::webhook::server;
+use crate::webhook::sync::Sync;
+use jobflow::certs::{Names, San};
 
 /// Runs the agent until SIGTERM or SIGINT (then `Ok`), or until it loses the Lease or cannot
 /// start (then `Err`: the process should exit non-zero and be restarted).
@@ -28,6 +33,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("binding the admin address {}", args.admin_addr))?;
+    let webhook_listener = match args.webhook_addr.0 {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the webhook address {addr}"))?,
+        ),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new()?);
     let identity = args.identity();
 
@@ -44,9 +57,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scopes.push(caches);
     }
 
+    let resolver = webhook_listener
+        .as_ref()
+        .map(|_| Arc::new(Resolver::default()));
     let admin = Arc::new(Admin {
         metrics: Arc::clone(&metrics),
         scopes: scopes.clone(),
+        webhook: resolver.clone(),
     });
     tracing::info!(addr = %args.admin_addr, "serving /metrics, /healthz and /readyz");
     tokio::spawn(admin::serve(listener, Arc::clone(&admin)));
@@ -69,6 +86,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Leadership::unelected()
     };
+    if let (Some(listener), Some(resolver)) = (webhook_listener, resolver) {
+        start_webhook(&args, &client, listener, resolver, &leadership, &metrics)?;
+    }
     let controllers = run_controllers(
         &client,
         &scopes,
@@ -95,6 +115,54 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         controllers.await;
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves the webhook and keeps its certificates (both run as long as the process).
+fn start_webhook(
+    args: &Args,
+    client: &Client,
+    listener: tokio::net::TcpListener,
+    resolver: Arc<Resolver>,
+    leadership: &Leadership,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<()> {
+    let config = server::tls_config(Arc::clone(&resolver))?;
+    let namespace = args.lease_namespace();
+    let names = Names {
+        service: args.webhook_service.clone(),
+        namespace: namespace.clone(),
+        extra: args
+            .webhook_extra_sans
+            .iter()
+            .map(|san| San::parse(san))
+            .collect(),
+    };
+    tracing::info!(
+        addr = ?args.webhook_addr.0,
+        secret = %format!("{namespace}/{}", args.webhook_secret),
+        mode = ?args.cert_mode,
+        "serving the admission webhook on /validate"
+    );
+    let webhook = server::Webhook {
+        access: args
+            .webhook_access_check
+            .then(|| kube::Api::all(client.clone())),
+        metrics: Arc::clone(metrics),
+    };
+    tokio::spawn(server::serve(listener, config, webhook));
+    let sync = Sync::new(
+        client,
+        &namespace,
+        &args.webhook_secret,
+        &args.webhook_config,
+        names,
+        args.cert_mode,
+        leadership.clone(),
+        resolver,
+        Arc::clone(metrics),
+    );
+    tokio::spawn(sync.run());
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! watching one namespace, with leader election off, JSON logs to a file under the system temp
 //! dir and the admin port on a free loopback port; it returns once `/readyz` answers 200.
 //! [`AgentProcess::builder`] adds more namespaces, leader election (for two agents sharing one
-//! Lease) or any other flag. [`run_with_agent`] wraps [`run_in_namespace`]: CRD installed, one
+//! Lease) or any other flag; the admission webhook is off (`--webhook-addr=`) unless a test
+//! passes its own `--webhook-addr`. [`run_with_agent`] wraps [`run_in_namespace`]: CRD installed, one
 //! agent started, and the agent's log tail printed when the test fails.
 //!
 //! ```no_run
@@ -160,6 +161,12 @@ impl AgentBuilder {
         self
     }
 
+    /// More command-line arguments, passed after the harness's own.
+    pub fn args_from(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.extra_args.extend(args);
+        self
+    }
+
     /// An environment variable of the agent process.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.insert(name.to_owned(), value.to_owned());
@@ -210,6 +217,15 @@ impl AgentBuilder {
                 "--identity".to_owned(),
                 election.identity.clone(),
             ]),
+        }
+        // The webhook is off unless a test asks for it: agents run side by side here, and one
+        // serving on the default port (and writing certificates) would get in the others' way.
+        if !self
+            .extra_args
+            .iter()
+            .any(|arg| arg.starts_with("--webhook-addr"))
+        {
+            args.push("--webhook-addr=".to_owned());
         }
         args.extend(self.extra_args.iter().cloned());
         args
@@ -764,6 +780,14 @@ mod tests {
         let admin: SocketAddr = "127.0.0.1:1234".parse().unwrap();
         let plain = AgentBuilder::new("ns1").args(admin);
         assert!(plain.contains(&"--leader-election=false".to_owned()));
+        assert!(
+            plain.contains(&"--webhook-addr=".to_owned()),
+            "webhook off by default"
+        );
+        let serving = AgentBuilder::new("ns1")
+            .arg("--webhook-addr=127.0.0.1:1")
+            .args(admin);
+        assert!(!serving.contains(&"--webhook-addr=".to_owned()));
         assert!(plain.windows(2).any(|w| w == ["--namespace", "ns1"]));
         assert!(
             plain

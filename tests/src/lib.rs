@@ -12,6 +12,7 @@
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
 //! - [`plugin`] runs the built `kubectl-jobflow` binary against the control plane.
+//! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace.
 
 pub mod agent;
 mod crd;
@@ -22,6 +23,7 @@ pub mod load;
 mod namespace;
 pub mod plugin;
 mod wait;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 

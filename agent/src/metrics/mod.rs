@@ -3,6 +3,7 @@
 
 mod derive;
 mod gauges;
+mod webhook;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use prometheus::{
 
 pub use derive::derive;
 pub use gauges::compute_gauges;
+pub use webhook::{Cert, Source, WebhookMetrics};
 
 /// An API write the agent makes (the `operation` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,8 @@ pub struct Metrics {
     api_requests: IntCounterVec,
     workqueue_depth: IntGauge,
     state_entries: IntGaugeVec,
+    /// The admission webhook's series.
+    pub webhook: WebhookMetrics,
     /// Serialises the reset-and-set of the recomputed gauges between concurrent scrapes.
     refresh: Mutex<()>,
 }
@@ -164,6 +168,7 @@ impl Metrics {
     pub fn new() -> Result<Self, RegisterError> {
         let r = Registry::new();
         Ok(Self {
+            webhook: WebhookMetrics::new(&r)?,
             jobflows: gauge_vec(
                 &r,
                 "zen_flow_jobflows",

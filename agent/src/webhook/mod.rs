@@ -1,0 +1,45 @@
+//! The admission webhook: TLS server, admission decision and self-managed certificates.
+//!
+//! [`admit`] decides (pure), [`access`] checks the creator may create what the agent would
+//! (no confused deputy), [`server`] serves `POST /validate` over TLS with what
+//! [`resolver`] holds, [`sync`] watches the Secret (every replica) and, in self mode, lets the
+//! leader make and renew certificates ([`store`]) and write the caBundle ([`ca_bundle`]). The
+//! certificate rules themselves are `jobflow::certs`.
+
+pub mod access;
+pub mod admit;
+pub mod ca_bundle;
+pub mod resolver;
+pub mod server;
+pub mod store;
+pub mod sync;
+
+use std::future::Future;
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::leader::CallError;
+
+/// The longest one webhook-related API call may take.
+pub const API_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who makes the serving certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CertMode {
+    /// The agent: the leader makes, renews and stores them and writes the caBundle.
+    #[value(name = "self")]
+    SelfManaged,
+    /// Someone else (e.g. cert-manager): serve and watch the Secret, never write.
+    External,
+}
+
+/// Runs one API call under [`API_TIMEOUT`].
+pub async fn call<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, CallError> {
+    match tokio::time::timeout(API_TIMEOUT, call).await {
+        Ok(result) => result.map_err(CallError::Api),
+        Err(_) => Err(CallError::TimeOut {
+            timeout: API_TIMEOUT,
+        }),
+    }
+}

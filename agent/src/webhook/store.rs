@@ -1,0 +1,95 @@
+//! Writing the certificate Secret: create when missing, else replace at the resourceVersion
+//! read, so a write based on a stale read fails (a conflict: re-read and decide again).
+
+use std::collections::BTreeMap;
+
+use jobflow::certs::SecretData;
+use jobflow::labels;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::PostParams;
+
+use super::call;
+use crate::leader::CallError;
+
+/// Why the Secret was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer got there first (created it, or changed it since it was read).
+    #[error("writing Secret {name}: it changed since it was read")]
+    Conflict {
+        /// The Secret's name.
+        name: String,
+    },
+    /// The API call failed.
+    #[error("writing Secret {name}")]
+    WriteSecret {
+        /// The Secret's name.
+        name: String,
+        /// What went wrong.
+        source: CallError,
+    },
+}
+
+/// Whether this agent made `secret` (only such a Secret is ever rewritten).
+pub fn made_by_us(secret: &Secret) -> bool {
+    secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(labels::MANAGED_BY))
+        .is_some_and(|value| value == labels::MANAGED_BY_VALUE)
+}
+
+/// Writes `data` as the `kubernetes.io/tls` Secret `name`: created when `current` is `None`,
+/// else replaced with `current`'s resourceVersion as the precondition.
+pub async fn write(
+    api: &Api<Secret>,
+    name: &str,
+    current: Option<&Secret>,
+    data: SecretData,
+) -> Result<Secret, StoreError> {
+    let params = PostParams {
+        field_manager: Some(labels::FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let result = match current {
+        None => {
+            let secret = Secret {
+                metadata: ObjectMeta {
+                    name: Some(name.to_owned()),
+                    labels: Some(BTreeMap::from([(
+                        labels::MANAGED_BY.to_owned(),
+                        labels::MANAGED_BY_VALUE.to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                },
+                type_: Some("kubernetes.io/tls".to_owned()),
+                data: Some(data),
+                ..Secret::default()
+            };
+            call(api.create(&params, &secret)).await
+        }
+        Some(current) => {
+            let mut secret = current.clone();
+            secret.metadata.managed_fields = None;
+            secret.data = Some(data);
+            secret.string_data = None;
+            call(api.replace(name, &params, &secret)).await
+        }
+    };
+    result.map_err(|source| match source {
+        CallError::Api(kube::Error::Api(status))
+            if status.is_conflict() || status.is_already_exists() =>
+        {
+            StoreError::Conflict {
+                name: name.to_owned(),
+            }
+        }
+        source => StoreError::WriteSecret {
+            name: name.to_owned(),
+            source,
+        },
+    })
+}

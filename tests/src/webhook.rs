@@ -1,0 +1,185 @@
+//! The admission webhook in cluster tests: a ValidatingWebhookConfiguration that calls one
+//! test's agent by URL, matching only that test's namespace, and always deleted afterwards.
+//!
+//! The control plane is shared: a configuration that outlived its test, or matched other
+//! namespaces, would refuse every other test's JobFlows. [`with_webhook_config`] gives each a
+//! unique name, a `namespaceSelector` for its namespace alone, and deletes it on failure and
+//! panic too.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::FutureExt as _;
+use jobflow::api::JobFlow;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use crate::{POLL, wait_for};
+
+/// The name of the one webhook inside each test configuration.
+pub const WEBHOOK_NAME: &str = "validate.workflow.kube-zen.io";
+
+/// A configuration named `name` calling `https://<addr>/validate` for JobFlow CREATE and
+/// UPDATE in `namespace` only, as the shipped one does (Fail, 5 s, no side effects), with
+/// `ca_bundle` if given.
+pub fn webhook_config(
+    name: &str,
+    namespace: &str,
+    addr: SocketAddr,
+    ca_bundle: Option<&[u8]>,
+) -> anyhow::Result<ValidatingWebhookConfiguration> {
+    let mut client_config = json!({"url": format!("https://{addr}/validate")});
+    if let Some(bundle) = ca_bundle {
+        client_config["caBundle"] = serde_json::to_value(k8s_openapi::ByteString(bundle.to_vec()))?;
+    }
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {crate::TEST_LABEL: "true"}},
+        "webhooks": [{
+            "name": WEBHOOK_NAME,
+            "clientConfig": client_config,
+            "rules": [{
+                "apiGroups": ["workflow.kube-zen.io"],
+                "apiVersions": ["v1alpha1"],
+                "resources": ["jobflows"],
+                "operations": ["CREATE", "UPDATE"],
+                "scope": "Namespaced",
+            }],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "sideEffects": "None",
+            "timeoutSeconds": 5,
+            "admissionReviewVersions": ["v1"],
+        }],
+    }))?)
+}
+
+/// Creates `config`, runs `body`, then deletes `config` whatever `body` did (a panic is
+/// resumed after the deletion).
+pub async fn with_webhook_config<F, Fut>(
+    client: &Client,
+    config: &ValidatingWebhookConfiguration,
+    body: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let name = config.metadata.name.clone().unwrap_or_default();
+    api.create(&PostParams::default(), config)
+        .await
+        .with_context(|| format!("creating ValidatingWebhookConfiguration {name}"))?;
+    let outcome = AssertUnwindSafe(body()).catch_unwind().await;
+    let deleted = tokio::time::timeout(
+        Duration::from_secs(10),
+        api.delete(&name, &DeleteParams::default()),
+    )
+    .await;
+    if !matches!(deleted, Ok(Ok(_))) {
+        eprintln!("deleting ValidatingWebhookConfiguration {name} failed: {deleted:?}");
+    }
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The agent flags for a webhook on `addr` (called by URL, so `127.0.0.1` is a SAN), whose
+/// Secret lives in `namespace` and whose caBundle goes to `config`.
+pub fn webhook_args(addr: SocketAddr, config: &str, namespace: &str) -> Vec<String> {
+    [
+        "--webhook-addr",
+        &addr.to_string(),
+        "--webhook-extra-san",
+        &addr.ip().to_string(),
+        "--webhook-config",
+        config,
+        "--lease-namespace",
+        namespace,
+    ]
+    .iter()
+    .map(|arg| (*arg).to_owned())
+    .collect()
+}
+
+/// The prefix of every refusal by our webhook, as the API server words it.
+pub fn denied_prefix() -> String {
+    format!("admission webhook \"{WEBHOOK_NAME}\" denied the request: ")
+}
+
+/// Creates `flow` until our webhook answers (the API server needs a moment to see a new
+/// configuration or caBundle; until then the call fails closed with a TLS error), and returns
+/// the API server's message: `Ok(None)` when admitted.
+pub async fn create_through_webhook(
+    flows: &Api<JobFlow>,
+    flow: &JobFlow,
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
+    let prefix = denied_prefix();
+    let last = RefCell::new(String::new());
+    let what = format!("the webhook to answer for flow {:?}", flow.metadata.name);
+    wait_for(&what, timeout, POLL * 5, || {
+        let last = &last;
+        let prefix = &prefix;
+        async move {
+            match flows.create(&PostParams::default(), flow).await {
+                Ok(_) => Ok(Some(None)),
+                Err(kube::Error::Api(status)) if status.message.starts_with(prefix.as_str()) => {
+                    Ok(Some(Some(status.message)))
+                }
+                Err(error) => {
+                    // Not our answer yet (e.g. x509: unknown authority before the caBundle).
+                    *last.borrow_mut() = format!("{error}");
+                    Ok(None)
+                }
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("last error: {}", last.borrow()))
+}
+
+/// The serial of the certificate the webhook on `addr` serves, after a TLS handshake that
+/// verifies it against `ca_bundle` (PEM) for the IP of `addr`.
+pub async fn served_serial(addr: SocketAddr, ca_bundle: &[u8]) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_bundle) {
+        roots.add(cert.context("reading the CA bundle")?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let tls = connector
+            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+            .await?;
+        anyhow::Ok(tls)
+    };
+    let tls = tokio::time::timeout(Duration::from_secs(5), handshake)
+        .await
+        .context("the TLS handshake timed out")??;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .context("the webhook sent no certificate")?;
+    Ok(jobflow::certs::CertInfo::from_der(leaf, "tls.crt")?.serial)
+}

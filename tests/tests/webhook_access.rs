@@ -1,0 +1,159 @@
+//! No confused deputy, under the real RBAC authorizer: a user who may create JobFlows but not
+//! Jobs (or ConfigMaps, for a flow with ConfigMap templates) in a namespace is refused by the
+//! webhook, with the missing permission named; one who may is admitted.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jobflow::api::{JobFlow, ResourceTemplates};
+use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::flows::{FlowBuilder, StepBuilder};
+use jobflow_tests::webhook::{
+    create_through_webhook, denied_prefix, webhook_args, webhook_config, with_webhook_config,
+};
+use jobflow_tests::{
+    FakePod, POLL, TestNamespace, install_crd, kubeconfig_path, run_in_namespace, wait_for,
+};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::PostParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use serde_json::json;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A client acting as `user` (impersonation by the test's admin credentials).
+async fn client_as(user: &str) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path())?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(vec!["system:authenticated".to_owned()]);
+    Ok(Client::try_from(config)?)
+}
+
+/// Grants `user` the verbs on `resources` of `group` in the test namespace.
+async fn grant(
+    ns: &TestNamespace,
+    name: &str,
+    user: &str,
+    group: &str,
+    resources: &[&str],
+) -> anyhow::Result<()> {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "rules": [{"apiGroups": [group], "resources": resources,
+                   "verbs": ["create", "get", "list", "watch"]}],
+    }))?;
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }))?;
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await?;
+    Ok(())
+}
+
+fn flow(name: &str) -> JobFlow {
+    FlowBuilder::new(name)
+        .step(StepBuilder::new("a", &FakePod::succeed()))
+        .build()
+}
+
+/// Creates `flow` until it is admitted (RBAC grants reach the authorizer after a moment).
+async fn admitted(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result<()> {
+    let name = flow.metadata.name.clone().unwrap_or_default();
+    wait_for(
+        &format!("flow {name} to be admitted"),
+        TIMEOUT,
+        POLL * 5,
+        || async {
+            Ok(flows
+                .create(&PostParams::default(), flow)
+                .await
+                .ok()
+                .map(drop))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_creator_without_the_agents_permissions_is_refused() {
+    run_in_namespace("webhook-access", |ns| async move {
+        let client = ns.client();
+        install_crd(&client).await?;
+        let addr = free_port()?;
+        let name = format!("jobflow-validating-{}", ns.name());
+        let config = webhook_config(&name, ns.name(), addr, None)?;
+        with_webhook_config(&client, &config, || async {
+            let agent = AgentProcess::builder(ns.name())
+                .args_from(webhook_args(addr, &name, ns.name()))
+                .start()
+                .await?;
+            let alice = format!("alice-{}", ns.name());
+            let bob = format!("bob-{}", ns.name());
+            for user in [&alice, &bob] {
+                grant(
+                    &ns,
+                    &format!("flows-{user}"),
+                    user,
+                    "workflow.kube-zen.io",
+                    &["jobflows"],
+                )
+                .await?;
+            }
+            grant(&ns, &format!("jobs-{bob}"), &bob, "batch", &["jobs"]).await?;
+
+            // Alice may create flows, not Jobs: refused, the permission named.
+            let as_alice: Api<JobFlow> = Api::namespaced(client_as(&alice).await?, ns.name());
+            let denial = create_through_webhook(&as_alice, &flow("by-alice"), TIMEOUT)
+                .await?
+                .context("alice's flow was admitted")?;
+            let expected = format!(
+                "{}user {alice:?} may not create jobs (batch) in namespace {:?}",
+                denied_prefix(),
+                ns.name()
+            );
+            assert!(denial.starts_with(&expected), "{denial}");
+
+            // Bob may create Jobs: admitted.
+            let as_bob: Api<JobFlow> = Api::namespaced(client_as(&bob).await?, ns.name());
+            admitted(&as_bob, &flow("by-bob")).await?;
+
+            // ...but not ConfigMaps, which a flow with ConfigMap templates would create.
+            let with_config_map = FlowBuilder::new("by-bob-cm")
+                .step(StepBuilder::new("a", &FakePod::succeed()))
+                .with(|f| {
+                    f.spec.resource_templates = Some(ResourceTemplates {
+                        config_map_templates: vec![
+                            json!({"metadata": {"name": "cfg"}, "data": {"k": "v"}}),
+                        ],
+                        volume_claim_templates: Vec::new(),
+                    });
+                })
+                .build();
+            jobflow::validation::validate(&with_config_map)
+                .map_err(|e| anyhow::anyhow!("the ConfigMap flow is invalid: {e}"))?;
+            let denial = create_through_webhook(&as_bob, &with_config_map, TIMEOUT)
+                .await?
+                .context("bob's ConfigMap flow was admitted")?;
+            assert!(
+                denial.starts_with(&format!(
+                    "{}user {bob:?} may not create configmaps (core) in namespace",
+                    denied_prefix()
+                )),
+                "{denial}"
+            );
+            agent.ensure_running()
+        })
+        .await
+    })
+    .await
+    .unwrap();
+}

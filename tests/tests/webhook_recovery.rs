@@ -1,0 +1,153 @@
+//! The leader puts things back: a caBundle reverted by hand is rewritten, a deleted Secret is
+//! made again, and admissions work afterwards; against the local control plane.
+
+use std::time::Duration;
+
+use jobflow::api::JobFlow;
+use jobflow::certs::CA_CRT;
+use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::flows::{FlowBuilder, StepBuilder};
+use jobflow_tests::webhook::{
+    create_through_webhook, webhook_args, webhook_config, with_webhook_config,
+};
+use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, ResourceExt};
+
+/// Longer than the sync timer's longest wait (12.5 s) plus the API server's catching up.
+const TIMEOUT: Duration = Duration::from_secs(60);
+const SECRET: &str = "jobflow-webhook-tls";
+
+/// The stored CA bundle, once the Secret exists.
+async fn stored_bundle(secrets: &Api<Secret>) -> anyhow::Result<(Secret, Vec<u8>)> {
+    wait_for("the agent's Secret", TIMEOUT, POLL, || async {
+        Ok(secrets.get_opt(SECRET).await?.and_then(|secret| {
+            let bundle = secret.data.as_ref()?.get(CA_CRT)?.0.clone();
+            Some((secret, bundle))
+        }))
+    })
+    .await
+}
+
+/// Waits until every webhook of `name` has `bundle` as its caBundle.
+async fn wait_for_bundle(
+    configs: &Api<ValidatingWebhookConfiguration>,
+    name: &str,
+    bundle: &[u8],
+) -> anyhow::Result<()> {
+    wait_for(
+        "the caBundle to match the Secret",
+        TIMEOUT,
+        POLL,
+        || async {
+            let config = configs.get(name).await?;
+            let hooks = config.webhooks.unwrap_or_default();
+            Ok((!hooks.is_empty()
+                && hooks.iter().all(|h| {
+                    h.client_config
+                        .ca_bundle
+                        .as_ref()
+                        .is_some_and(|b| b.0 == bundle)
+                }))
+            .then_some(()))
+        },
+    )
+    .await
+}
+
+fn valid(name: &str) -> JobFlow {
+    FlowBuilder::new(name)
+        .step(StepBuilder::new("a", &FakePod::succeed()))
+        .build()
+}
+
+#[tokio::test]
+async fn a_reverted_ca_bundle_is_put_back() {
+    run_in_namespace("webhook-revert", |ns| async move {
+        let client = ns.client();
+        install_crd(&client).await?;
+        let addr = free_port()?;
+        let name = format!("jobflow-validating-{}", ns.name());
+        let config = webhook_config(&name, ns.name(), addr, None)?;
+        with_webhook_config(&client, &config, || async {
+            let agent = AgentProcess::builder(ns.name())
+                .args_from(webhook_args(addr, &name, ns.name()))
+                .start()
+                .await?;
+            let secrets: Api<Secret> = ns.api();
+            let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+            let (_, bundle) = stored_bundle(&secrets).await?;
+            wait_for_bundle(&configs, &name, &bundle).await?;
+
+            // A hand edit (an update, as `kubectl edit` makes) puts a stale bundle there.
+            let stale = k8s_openapi::ByteString(b"-----BEGIN CERTIFICATE-----\nstale\n".to_vec());
+            let mut config = configs.get(&name).await?;
+            for hook in config.webhooks.iter_mut().flatten() {
+                hook.client_config.ca_bundle = Some(stale.clone());
+            }
+            config.metadata.managed_fields = None;
+            configs
+                .replace(&name, &PostParams::default(), &config)
+                .await?;
+            let edited = configs.get(&name).await?;
+            let current = edited.webhooks.unwrap_or_default()[0]
+                .client_config
+                .ca_bundle
+                .clone();
+            assert_eq!(current, Some(stale), "the hand edit did not land");
+
+            wait_for_bundle(&configs, &name, &bundle).await?;
+            let flows: Api<JobFlow> = ns.api();
+            assert_eq!(
+                create_through_webhook(&flows, &valid("after"), TIMEOUT).await?,
+                None
+            );
+            agent.ensure_running()
+        })
+        .await
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_secret_is_made_again() {
+    run_in_namespace("webhook-deleted", |ns| async move {
+        let client = ns.client();
+        install_crd(&client).await?;
+        let addr = free_port()?;
+        let name = format!("jobflow-validating-{}", ns.name());
+        let config = webhook_config(&name, ns.name(), addr, None)?;
+        with_webhook_config(&client, &config, || async {
+            let agent = AgentProcess::builder(ns.name())
+                .args_from(webhook_args(addr, &name, ns.name()))
+                .start()
+                .await?;
+            let secrets: Api<Secret> = ns.api();
+            let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+            let (first, bundle) = stored_bundle(&secrets).await?;
+            wait_for_bundle(&configs, &name, &bundle).await?;
+
+            secrets.delete(SECRET, &DeleteParams::default()).await?;
+            let (second, new_bundle) = wait_for("a new Secret", TIMEOUT, POLL, || async {
+                let (secret, bundle) = stored_bundle(&secrets).await?;
+                Ok((secret.uid() != first.uid()).then_some((secret, bundle)))
+            })
+            .await?;
+            assert_ne!(second.uid(), first.uid());
+            assert_ne!(new_bundle, bundle, "a new CA was expected");
+            wait_for_bundle(&configs, &name, &new_bundle).await?;
+            let flows: Api<JobFlow> = ns.api();
+            assert_eq!(
+                create_through_webhook(&flows, &valid("after"), TIMEOUT).await?,
+                None
+            );
+            agent.ensure_running()
+        })
+        .await
+    })
+    .await
+    .unwrap();
+}
