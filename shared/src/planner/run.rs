@@ -18,6 +18,11 @@ impl Planning<'_> {
         if self.status.phase.is_some_and(FlowPhase::is_terminal) {
             return;
         }
+        if self.flow.spec.suspend == Some(true) && !super::concurrency::has_turn(&self.status) {
+            // Suspended before it started, it has not started: no startTime (its spec may still
+            // change), no resource templates, no turn under its concurrencyKey.
+            return;
+        }
         match self.concurrency_gate() {
             Gate::Proceed => {}
             Gate::Wait(message) => {

@@ -1260,3 +1260,21 @@ fn a_long_stuck_message_is_bounded() {
     // The cut message still tells the same cause: no second Event.
     assert!(stuck_events(&world.step_at(t(2))).is_empty());
 }
+
+#[test]
+fn a_flow_created_suspended_has_not_started_until_resumed() {
+    let mut spec = flow(vec![job_step("a", &[])]);
+    spec.spec.suspend = Some(true);
+    let mut world = World::new(spec);
+    let plan = world.step_at(t(0));
+    assert!(plan.create_jobs.is_empty());
+    assert_eq!(phase(&world), FlowPhase::Suspended);
+    assert!(
+        world.flow.status.as_ref().unwrap().start_time.is_none(),
+        "a flow suspended before it started may still be changed"
+    );
+    world.flow.spec.suspend = Some(false);
+    assert_eq!(created(&world.step_at(t(5))), ["etl-a-1"]);
+    let status = world.flow.status.as_ref().unwrap();
+    assert_eq!(status.start_time.as_ref().map(|time| time.0), Some(t(5)));
+}
