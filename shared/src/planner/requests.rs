@@ -14,7 +14,7 @@
 //!   Succeeded steps outside that set keep their results; finally steps run again. Retried
 //!   steps start new attempts (new Job names) with a fresh retry budget.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::CompiledFlow;
 use super::state::Planning;
@@ -34,50 +34,64 @@ impl Planning<'_> {
 
     /// Rejects, then approves, Manual steps that wait and have a new request.
     pub fn handle_approvals(&mut self, compiled: &CompiledFlow) {
-        self.handle_rejections(compiled);
         let annotations = self.flow.metadata.annotations.clone().unwrap_or_default();
-        for (key, request) in &annotations {
-            let Some(step_name) = key.strip_prefix(labels::APPROVE_PREFIX) else {
-                continue;
-            };
-            if self.status.handled_requests.get(key) == Some(request) {
-                continue;
-            }
-            let Some(index) = compiled.dag.index_of(step_name) else {
-                self.status
-                    .handled_requests
-                    .insert(key.clone(), request.clone());
-                self.warning(
-                    reasons::APPROVAL_REJECTED,
-                    format!("{key}: the flow has no step {step_name:?}"),
+        self.decide_manual_steps(
+            compiled,
+            &annotations,
+            labels::REJECT_PREFIX,
+            reasons::REJECTION_REFUSED,
+            |planning, index, step_name, request| {
+                let why = annotations
+                    .get(&format!("{}{step_name}", labels::REJECT_MESSAGE_PREFIX))
+                    .map_or_else(String::new, |message| format!(": {message}"));
+                planning.end_step(
+                    index,
+                    StepPhase::Failed,
+                    reasons::REJECTED,
+                    format!("rejected (request {request:?}){why}"),
                 );
-                continue;
-            };
-            if self.status.steps[index].phase != StepPhase::PendingApproval {
-                continue;
-            }
-            self.status
-                .handled_requests
-                .insert(key.clone(), request.clone());
-            self.end_step(
-                index,
-                StepPhase::Succeeded,
-                reasons::APPROVED,
-                format!("approved (request {request:?})"),
-            );
-            self.step_event(
-                step_name,
-                reasons::STEP_APPROVED,
-                format!("Step {step_name} approved (request {request:?})"),
-            );
-        }
+                planning.step_event(
+                    step_name,
+                    reasons::STEP_REJECTED,
+                    format!("Step {step_name} rejected (request {request:?}){why}"),
+                );
+            },
+        );
+        self.decide_manual_steps(
+            compiled,
+            &annotations,
+            labels::APPROVE_PREFIX,
+            reasons::APPROVAL_REJECTED,
+            |planning, index, step_name, request| {
+                planning.end_step(
+                    index,
+                    StepPhase::Succeeded,
+                    reasons::APPROVED,
+                    format!("approved (request {request:?})"),
+                );
+                planning.step_event(
+                    step_name,
+                    reasons::STEP_APPROVED,
+                    format!("Step {step_name} approved (request {request:?})"),
+                );
+            },
+        );
     }
 
-    /// Fails Manual steps that wait and have a new rejection request.
-    fn handle_rejections(&mut self, compiled: &CompiledFlow) {
-        let annotations = self.flow.metadata.annotations.clone().unwrap_or_default();
-        for (key, request) in &annotations {
-            let Some(step_name) = key.strip_prefix(labels::REJECT_PREFIX) else {
+    /// Carries out each new request `<prefix><step>: <id>` on a Manual step that waits, with
+    /// `decide(planning, index, step, id)`, and records it as handled. A request naming no
+    /// Manual step is recorded too, with a Warning of reason `refused`; one for a step that
+    /// does not wait yet is kept for when it does.
+    fn decide_manual_steps(
+        &mut self,
+        compiled: &CompiledFlow,
+        annotations: &BTreeMap<String, String>,
+        prefix: &str,
+        refused: &'static str,
+        mut decide: impl FnMut(&mut Self, usize, &str, &str),
+    ) {
+        for (key, request) in annotations {
+            let Some(step_name) = key.strip_prefix(prefix) else {
                 continue;
             };
             if self.status.handled_requests.get(key) == Some(request) {
@@ -92,7 +106,7 @@ impl Planning<'_> {
                     .handled_requests
                     .insert(key.clone(), request.clone());
                 self.warning(
-                    reasons::REJECTION_REFUSED,
+                    refused,
                     format!("{key}: the flow has no Manual step {step_name:?}"),
                 );
                 continue;
@@ -103,20 +117,7 @@ impl Planning<'_> {
             self.status
                 .handled_requests
                 .insert(key.clone(), request.clone());
-            let why = annotations
-                .get(&format!("{}{step_name}", labels::REJECT_MESSAGE_PREFIX))
-                .map_or_else(String::new, |message| format!(": {message}"));
-            self.end_step(
-                index,
-                StepPhase::Failed,
-                reasons::REJECTED,
-                format!("rejected (request {request:?}){why}"),
-            );
-            self.step_event(
-                step_name,
-                reasons::STEP_REJECTED,
-                format!("Step {step_name} rejected (request {request:?}){why}"),
-            );
+            decide(self, index, step_name, request);
         }
     }
 
