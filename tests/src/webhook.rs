@@ -26,6 +26,12 @@ use crate::{POLL, wait_for};
 /// The name of the one webhook inside each test configuration.
 pub const WEBHOOK_NAME: &str = "validate.workflow.kube-zen.io";
 
+/// The name of the test webhook configuration of `namespace` (unique per test namespace, so
+/// tests running at once never share one).
+pub fn config_name(namespace: &str) -> String {
+    format!("jobflow-validating-{namespace}")
+}
+
 /// A configuration named `name` calling `https://<addr>/validate` for JobFlow CREATE and
 /// UPDATE in `namespace` only, as the shipped one does (Fail, 5 s, no side effects), with
 /// `ca_bundle` if given.

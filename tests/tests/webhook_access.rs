@@ -9,7 +9,8 @@ use jobflow::api::{JobFlow, ResourceTemplates};
 use jobflow_tests::agent::{AgentProcess, free_port};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{
-    create_through_webhook, denied_prefix, webhook_args, webhook_config, with_webhook_config,
+    config_name, create_through_webhook, denied_prefix, webhook_args, webhook_config,
+    with_webhook_config,
 };
 use jobflow_tests::{
     FakePod, POLL, TestNamespace, install_crd, kubeconfig_path, run_in_namespace, wait_for,
@@ -89,7 +90,7 @@ async fn a_creator_without_the_agents_permissions_is_refused() {
         let client = ns.client();
         install_crd(&client).await?;
         let addr = free_port()?;
-        let name = format!("jobflow-validating-{}", ns.name());
+        let name = config_name(ns.name());
         let config = webhook_config(&name, ns.name(), addr, None)?;
         with_webhook_config(&client, &config, || async {
             let agent = AgentProcess::builder(ns.name())

@@ -14,7 +14,8 @@ use jobflow::labels;
 use jobflow_tests::agent::{AgentProcess, free_port};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{
-    create_through_webhook, denied_prefix, webhook_args, webhook_config, with_webhook_config,
+    config_name, create_through_webhook, denied_prefix, webhook_args, webhook_config,
+    with_webhook_config,
 };
 use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -43,10 +44,6 @@ fn expected_denial(flow: &JobFlow) -> anyhow::Result<String> {
         .err()
         .context("the invalid flow passed validation")?;
     Ok(format!("{}{errors}", denied_prefix()))
-}
-
-fn config_name(ns: &str) -> String {
-    format!("jobflow-validating-{ns}")
 }
 
 /// The caBundle of every webhook in the configuration `name`.

@@ -8,7 +8,7 @@ use jobflow::certs::CA_CRT;
 use jobflow_tests::agent::{AgentProcess, free_port};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{
-    create_through_webhook, webhook_args, webhook_config, with_webhook_config,
+    config_name, create_through_webhook, webhook_args, webhook_config, with_webhook_config,
 };
 use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -69,7 +69,7 @@ async fn a_reverted_ca_bundle_is_put_back() {
         let client = ns.client();
         install_crd(&client).await?;
         let addr = free_port()?;
-        let name = format!("jobflow-validating-{}", ns.name());
+        let name = config_name(ns.name());
         let config = webhook_config(&name, ns.name(), addr, None)?;
         with_webhook_config(&client, &config, || async {
             let agent = AgentProcess::builder(ns.name())
@@ -118,7 +118,7 @@ async fn a_deleted_secret_is_made_again() {
         let client = ns.client();
         install_crd(&client).await?;
         let addr = free_port()?;
-        let name = format!("jobflow-validating-{}", ns.name());
+        let name = config_name(ns.name());
         let config = webhook_config(&name, ns.name(), addr, None)?;
         with_webhook_config(&client, &config, || async {
             let agent = AgentProcess::builder(ns.name())
