@@ -1,5 +1,6 @@
 //! The admin port: `/metrics`, `/healthz` (the process runs) and `/readyz` (every watch cache
-//! has synced and, with the webhook on, a checked certificate is served). Anything else is 404.
+//! has synced and, with the webhook on, the served certificate chains to the caBundle the API
+//! server holds). Anything else is 404.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::caches::Caches;
 use crate::error::chain;
 use crate::metrics::{Metrics, StateEntries};
-use crate::webhook::resolver::Resolver;
+use crate::webhook::readiness::Readiness;
 
 /// What the admin endpoints read.
 #[derive(Debug)]
@@ -26,9 +27,8 @@ pub struct Admin {
     pub metrics: Arc<Metrics>,
     /// The caches of every scope, for the recomputed gauges.
     pub scopes: Vec<Arc<Caches>>,
-    /// The webhook's served certificate, when the webhook is on (readiness waits for one;
-    /// liveness never does).
-    pub webhook: Option<Arc<Resolver>>,
+    /// The webhook's readiness, when the webhook is on (liveness never depends on it).
+    pub webhook: Option<Arc<Readiness>>,
 }
 
 impl Admin {
@@ -40,18 +40,16 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "watch caches not synced\n".to_owned(),
             ),
-            (&Method::GET, "/readyz")
-                if self
+            (&Method::GET, "/readyz") => {
+                match self
                     .webhook
                     .as_ref()
-                    .is_some_and(|resolver| resolver.serial().is_none()) =>
-            {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no webhook certificate served yet\n".to_owned(),
-                )
+                    .and_then(|webhook| webhook.not_ready())
+                {
+                    Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+                    None => text(StatusCode::OK, "ready\n".to_owned()),
+                }
             }
-            (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n".to_owned()),
             (&Method::GET, "/metrics") => self.metrics(),
             (_, "/healthz" | "/readyz" | "/metrics") => {
                 text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".to_owned())
@@ -175,27 +173,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_the_webhook_on_readiness_waits_for_a_served_certificate() {
-        let resolver = Arc::new(Resolver::default());
+    async fn with_the_webhook_on_readiness_says_why_it_is_not_ready() {
+        let readiness = Arc::new(Readiness::default());
         let a = Admin {
             scopes: vec![crate::caches::tests::synced().await],
-            webhook: Some(Arc::clone(&resolver)),
+            webhook: Some(Arc::clone(&readiness)),
             ..admin()
         };
         let response = a.respond(&Method::GET, "/readyz");
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body(response).await, "no webhook certificate served yet\n");
         assert_eq!(a.respond(&Method::GET, "/healthz").status(), StatusCode::OK);
-        let names = jobflow::certs::Names {
-            service: "svc".to_owned(),
-            namespace: "ns".to_owned(),
-            extra: Vec::new(),
-        };
-        let now = jiff::Timestamp::now();
-        let decision = jobflow::certs::decide(None, &names, now);
-        let data = jobflow::certs::carry_out(&decision, None, &names, now).unwrap();
-        resolver.offer(&data, &names.sans(), now).unwrap();
+        readiness.set_ready();
         assert_eq!(a.respond(&Method::GET, "/readyz").status(), StatusCode::OK);
+        readiness.set_not_ready("the served certificate does not chain".to_owned());
+        let response = a.respond(&Method::GET, "/readyz");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body(response).await,
+            "the served certificate does not chain\n"
+        );
+        assert_eq!(a.respond(&Method::GET, "/healthz").status(), StatusCode::OK);
     }
 
     #[tokio::test]

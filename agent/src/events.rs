@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use jobflow::api::JobFlow;
 use jobflow::planner::PlannedEvent;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PostParams;
@@ -32,6 +33,42 @@ impl EventPublisher {
             controller: controller.to_owned(),
             instance: instance.to_owned(),
         }
+    }
+
+    /// Creates a Warning (or Normal) Event about the object `regarding`, in `namespace` (for a
+    /// cluster-scoped object, `default`).
+    pub async fn publish_about(
+        &self,
+        regarding: ObjectReference,
+        namespace: &str,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!(
+                    "{}-",
+                    regarding.name.as_deref().unwrap_or("object")
+                )),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+            reason: Some(reason.to_owned()),
+            note: Some(truncate(note, MAX_NOTE).to_owned()),
+            action: Some(action.to_owned()),
+            regarding: Some(regarding),
+            reporting_controller: Some(self.controller.clone()),
+            reporting_instance: Some(self.instance.clone()),
+            event_time: Some(MicroTime(Timestamp::now())),
+            ..Event::default()
+        };
+        Api::<Event>::namespaced(self.client.clone(), namespace)
+            .create(&PostParams::default(), &event)
+            .await
+            .map(drop)
     }
 
     /// Creates the Event for `planned` on `flow`.

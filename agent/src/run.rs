@@ -20,6 +20,7 @@ use crate::events::EventPublisher;
 use crate::key_locks::KeyLocks;
 use crate::leader::{self, Elector, Leadership, Timing};
 use crate::metrics::Metrics;
+use crate::webhook::readiness::Readiness;
 use crate::webhook::resolver::Resolver;
 use crate::webhook::server;
 use crate::webhook::sync::Sync;
@@ -57,13 +58,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scopes.push(caches);
     }
 
-    let resolver = webhook_listener
-        .as_ref()
-        .map(|_| Arc::new(Resolver::default()));
+    let webhook = webhook_listener.as_ref().map(|_| {
+        (
+            Arc::new(Resolver::default()),
+            Arc::new(Readiness::default()),
+        )
+    });
     let admin = Arc::new(Admin {
         metrics: Arc::clone(&metrics),
         scopes: scopes.clone(),
-        webhook: resolver.clone(),
+        webhook: webhook.as_ref().map(|(_, readiness)| Arc::clone(readiness)),
     });
     tracing::info!(addr = %args.admin_addr, "serving /metrics, /healthz and /readyz");
     tokio::spawn(admin::serve(listener, Arc::clone(&admin)));
@@ -86,8 +90,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Leadership::unelected()
     };
-    if let (Some(listener), Some(resolver)) = (webhook_listener, resolver) {
-        start_webhook(&args, &client, listener, resolver, &leadership, &metrics)?;
+    if let (Some(listener), Some((resolver, readiness))) = (webhook_listener, webhook) {
+        let held = Held {
+            resolver,
+            readiness,
+            leadership: leadership.clone(),
+            events: events.clone(),
+            metrics: Arc::clone(&metrics),
+        };
+        start_webhook(&args, &client, listener, held)?;
     }
     let controllers = run_controllers(
         &client,
@@ -118,15 +129,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the webhook shares with the rest of the process.
+struct Held {
+    resolver: Arc<Resolver>,
+    readiness: Arc<Readiness>,
+    leadership: Leadership,
+    events: EventPublisher,
+    metrics: Arc<Metrics>,
+}
+
 /// Serves the webhook and keeps its certificates (both run as long as the process).
 fn start_webhook(
     args: &Args,
     client: &Client,
     listener: tokio::net::TcpListener,
-    resolver: Arc<Resolver>,
-    leadership: &Leadership,
-    metrics: &Arc<Metrics>,
+    held: Held,
 ) -> anyhow::Result<()> {
+    let Held {
+        resolver,
+        readiness,
+        leadership,
+        events,
+        metrics,
+    } = held;
     let config = server::tls_config(Arc::clone(&resolver))?;
     let namespace = args.lease_namespace();
     let names = Names {
@@ -148,20 +173,22 @@ fn start_webhook(
         access: args
             .webhook_access_check
             .then(|| kube::Api::all(client.clone())),
-        metrics: Arc::clone(metrics),
+        metrics: Arc::clone(&metrics),
     };
     tokio::spawn(server::serve(listener, config, webhook));
-    let sync = Sync::new(
-        client,
-        &namespace,
-        &args.webhook_secret,
-        &args.webhook_config,
+    let sync = Sync {
+        secrets: kube::Api::namespaced(client.clone(), &namespace),
+        configs: kube::Api::all(client.clone()),
+        secret: args.webhook_secret.clone(),
+        config: args.webhook_config.clone(),
         names,
-        args.cert_mode,
-        leadership.clone(),
+        mode: args.cert_mode,
+        leadership,
         resolver,
-        Arc::clone(metrics),
-    );
+        readiness,
+        events,
+        metrics,
+    };
     tokio::spawn(sync.run());
     Ok(())
 }

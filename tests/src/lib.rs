@@ -12,8 +12,10 @@
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
 //! - [`plugin`] runs the built `kubectl-jobflow` binary against the control plane.
-//! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace.
+//! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace;
+//!   [`admission_load`] sends it about 20 admission requests a second and counts every answer.
 
+pub mod admission_load;
 pub mod agent;
 mod crd;
 mod fake;

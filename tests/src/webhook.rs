@@ -103,6 +103,14 @@ where
 /// The agent flags for a webhook on `addr` (called by URL, so `127.0.0.1` is a SAN), whose
 /// Secret lives in `namespace` and whose caBundle goes to `config`.
 pub fn webhook_args(addr: SocketAddr, config: &str, namespace: &str) -> Vec<String> {
+    let mut args = serving_args(addr, config);
+    args.extend(["--lease-namespace".to_owned(), namespace.to_owned()]);
+    args
+}
+
+/// [`webhook_args`] without `--lease-namespace`, for agents started with leader election
+/// (which sets it): the Secret lives in the Lease's namespace.
+pub fn serving_args(addr: SocketAddr, config: &str) -> Vec<String> {
     [
         "--webhook-addr",
         &addr.to_string(),
@@ -110,12 +118,52 @@ pub fn webhook_args(addr: SocketAddr, config: &str, namespace: &str) -> Vec<Stri
         &addr.ip().to_string(),
         "--webhook-config",
         config,
-        "--lease-namespace",
-        namespace,
     ]
     .iter()
     .map(|arg| (*arg).to_owned())
     .collect()
+}
+
+/// The certificates of a PEM bundle, in order.
+pub fn bundle_cas(pem: &[u8]) -> Vec<jobflow::certs::CertInfo> {
+    jobflow::certs::bundle_cas(pem)
+}
+
+/// The caBundle of every webhook of the configuration `name`, as the API server holds it.
+pub async fn config_bundles(
+    configs: &Api<ValidatingWebhookConfiguration>,
+    name: &str,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let config = configs.get(name).await?;
+    Ok(config
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|hook| {
+            hook.client_config
+                .ca_bundle
+                .map(|b| b.0)
+                .unwrap_or_default()
+        })
+        .collect())
+}
+
+/// Waits until the webhook refuses an invalid flow in `flows`' namespace with the exact
+/// message: the API server has loaded the configuration and trusts the served certificate.
+pub async fn wait_until_answering(flows: &Api<JobFlow>, timeout: Duration) -> anyhow::Result<()> {
+    let flow = crate::admission_load::refused_flow("probe");
+    let want = crate::admission_load::expected_denial(&flow)?;
+    let params = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    wait_for("the webhook to answer", timeout, POLL, || async {
+        Ok(match flows.create(&params, &flow).await {
+            Err(kube::Error::Api(status)) if status.message == want => Some(()),
+            _ => None,
+        })
+    })
+    .await
 }
 
 /// The prefix of every refusal by our webhook, as the API server words it.

@@ -242,8 +242,7 @@ fn external_secret(ns: &str, now: Timestamp) -> anyhow::Result<Secret> {
         namespace: ns.to_owned(),
         extra: vec![San::parse("127.0.0.1")],
     };
-    let decision = certs::decide(None, &names, now);
-    let data = certs::carry_out(&decision, None, &names, now)?;
+    let data = certs::bootstrap(&names, now)?;
     Ok(Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(SECRET.to_owned()),
@@ -344,17 +343,27 @@ async fn external_mode_serves_the_secret_and_writes_nothing() {
 
 #[tokio::test]
 async fn an_expired_secret_is_replaced_and_the_new_pair_served() {
-    run_in_namespace("webhook-expired", |ns| async move {
+    // Made 400 days ago: CA and leaf long expired.
+    replaced_and_never_served("webhook-expired", -SignedDuration::from_hours(24 * 400)).await;
+}
+
+#[tokio::test]
+async fn a_not_yet_valid_secret_is_replaced_and_the_new_pair_served() {
+    // Made "tomorrow" (a clock far ahead): nothing in it is valid yet.
+    replaced_and_never_served("webhook-not-yet-valid", SignedDuration::from_hours(24)).await;
+}
+
+/// A Secret made by the agent (its label) at now + `made_at`, unusable now: the agent replaces
+/// it, never serves it, and the API server gets answers from the new pair.
+#[allow(clippy::unwrap_used)]
+async fn replaced_and_never_served(prefix: &str, made_at: SignedDuration) {
+    run_in_namespace(prefix, |ns| async move {
         let client = ns.client();
         install_crd(&client).await?;
         let addr = free_port()?;
         let name = config_name(ns.name());
         let secrets: Api<Secret> = ns.api();
-        // Made by the agent (its label) 400 days ago: CA and leaf long expired.
-        let mut expired = external_secret(
-            ns.name(),
-            Timestamp::now() - SignedDuration::from_hours(24 * 400),
-        )?;
+        let mut expired = external_secret(ns.name(), Timestamp::now() + made_at)?;
         expired.metadata.labels = Some(
             [(
                 labels::MANAGED_BY.to_owned(),
@@ -375,7 +384,7 @@ async fn an_expired_secret_is_replaced_and_the_new_pair_served() {
                 .start()
                 .await?;
             let replaced = wait_for(
-                "the expired Secret to be replaced",
+                "the unusable Secret to be replaced",
                 TIMEOUT,
                 POLL,
                 || async {
@@ -397,7 +406,7 @@ async fn an_expired_secret_is_replaced_and_the_new_pair_served() {
             let log = agent.log_tail(400);
             assert!(
                 log.contains("keeping the last good one"),
-                "the expired pair was not refused:\n{log}"
+                "the unusable pair was not refused:\n{log}"
             );
             agent.ensure_running()
         })

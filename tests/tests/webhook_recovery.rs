@@ -1,19 +1,23 @@
-//! The leader puts things back: a caBundle reverted by hand is rewritten, a deleted Secret is
-//! made again, and admissions work afterwards; against the local control plane.
+//! The leader puts things back: a caBundle reverted by hand is rewritten (with a Warning Event
+//! on the configuration), a deleted Secret is put back from the leader's copy with no
+//! admission lost; against the local control plane.
 
 use std::time::Duration;
 
 use jobflow::api::JobFlow;
 use jobflow::certs::CA_CRT;
+use jobflow_tests::admission_load::Load;
 use jobflow_tests::agent::{AgentProcess, free_port};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{
-    config_name, create_through_webhook, webhook_args, webhook_config, with_webhook_config,
+    config_name, create_through_webhook, wait_until_answering, webhook_args, webhook_config,
+    with_webhook_config,
 };
 use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, PostParams};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
 
 /// Longer than the sync timer's longest wait (12.5 s) plus the API server's catching up.
@@ -99,11 +103,46 @@ async fn a_reverted_ca_bundle_is_put_back() {
             assert_eq!(current, Some(stale), "the hand edit did not land");
 
             wait_for_bundle(&configs, &name, &bundle).await?;
+            // A Warning Event on the configuration says who changed it and what to do.
+            let events: Api<Event> = Api::namespaced(client.clone(), "default");
+            let event = wait_for("the CaBundleRestored Event", TIMEOUT, POLL, || async {
+                Ok(events
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .into_iter()
+                    .find(|e| {
+                        e.reason.as_deref() == Some("CaBundleRestored")
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                                == Some(name.as_str())
+                    }))
+            })
+            .await?;
+            let event_name = event.name_any();
+            assert_eq!(event.type_.as_deref(), Some("Warning"));
+            let note = event.note.unwrap_or_default();
+            assert!(
+                note.contains("was changed by") && note.contains("GitOps"),
+                "{note}"
+            );
+            assert_eq!(
+                event.regarding.and_then(|r| r.kind).as_deref(),
+                Some("ValidatingWebhookConfiguration")
+            );
             let flows: Api<JobFlow> = ns.api();
             assert_eq!(
                 create_through_webhook(&flows, &valid("after"), TIMEOUT).await?,
                 None
             );
+            let restored = agent
+                .metric_value(
+                    "zen_flow_webhook_ca_bundle_writes_total",
+                    &[("reason", "restored"), ("result", "ok")],
+                )
+                .await?;
+            assert!(restored >= Some(1.0), "restored writes: {restored:?}");
+            // The Event lives in `default`, outside the test namespace: clean it up.
+            let _ = events.delete(&event_name, &DeleteParams::default()).await;
             agent.ensure_running()
         })
         .await
@@ -113,7 +152,7 @@ async fn a_reverted_ca_bundle_is_put_back() {
 }
 
 #[tokio::test]
-async fn a_deleted_secret_is_made_again() {
+async fn a_deleted_secret_is_put_back_with_no_admission_lost() {
     run_in_namespace("webhook-deleted", |ns| async move {
         let client = ns.client();
         install_crd(&client).await?;
@@ -130,20 +169,26 @@ async fn a_deleted_secret_is_made_again() {
             let (first, bundle) = stored_bundle(&secrets).await?;
             wait_for_bundle(&configs, &name, &bundle).await?;
 
+            wait_until_answering(&ns.api(), TIMEOUT).await?;
+            let load = Load::start(ns.api())?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
             secrets.delete(SECRET, &DeleteParams::default()).await?;
-            let (second, new_bundle) = wait_for("a new Secret", TIMEOUT, POLL, || async {
+            let (second, new_bundle) = wait_for("the Secret put back", TIMEOUT, POLL, || async {
                 let (secret, bundle) = stored_bundle(&secrets).await?;
                 Ok((secret.uid() != first.uid()).then_some((secret, bundle)))
             })
             .await?;
             assert_ne!(second.uid(), first.uid());
-            assert_ne!(new_bundle, bundle, "a new CA was expected");
-            wait_for_bundle(&configs, &name, &new_bundle).await?;
-            let flows: Api<JobFlow> = ns.api();
             assert_eq!(
-                create_through_webhook(&flows, &valid("after"), TIMEOUT).await?,
-                None
+                new_bundle, bundle,
+                "put back from the leader's copy: the same CA"
             );
+            assert_eq!(second.data, first.data, "the same pair");
+            wait_for_bundle(&configs, &name, &new_bundle).await?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let report = load.stop().await?;
+            eprintln!("Secret deleted, under load: {}", report.summary());
+            report.check(100)?;
             agent.ensure_running()
         })
         .await

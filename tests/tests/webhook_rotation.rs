@@ -45,6 +45,7 @@ async fn a_refused_leaf_is_renewed_and_swapped_in_without_a_restart() {
         let config = format!("jobflow-validating-absent-{}", ns.name());
         let agent = AgentProcess::builder(ns.name())
             .args_from(webhook_args(addr, &config, ns.name()))
+            .wait_ready(false)
             .start()
             .await?;
         let pid = agent.pid();
@@ -70,7 +71,7 @@ async fn a_refused_leaf_is_renewed_and_swapped_in_without_a_restart() {
             extra: vec![San::parse("127.0.0.1")],
         };
         let now = Timestamp::now();
-        let other = certs::carry_out(&certs::decide(None, &names, now), None, &names, now)?;
+        let other = certs::bootstrap(&names, now)?;
         let patch = json!({"data": {TLS_KEY: other[TLS_KEY]}});
         secrets
             .patch(SECRET, &PatchParams::default(), &Patch::Merge(patch))
@@ -96,6 +97,16 @@ async fn a_refused_leaf_is_renewed_and_swapped_in_without_a_restart() {
             }
         })
         .await?;
+        // Serving, but not ready: no caBundle the API server holds trusts the leaf.
+        let (status, body) = agent.get("/readyz").await?;
+        assert_eq!(
+            (status, body.trim()),
+            (
+                503,
+                format!("no ValidatingWebhookConfiguration {config} to read the caBundle from")
+                    .as_str()
+            )
+        );
         let (handshakes, failures) = (handshakes.get(), failures.into_inner());
         assert!(
             failures.is_empty(),

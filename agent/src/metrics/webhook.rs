@@ -1,10 +1,11 @@
 //! The admission webhook's series: admissions by result and their latency, certificate expiry
-//! (stored and served), reloads, Secret and caBundle writes, failed handshakes.
+//! (stored and served), rotations, reloads, Secret and caBundle writes, whether the caBundle is in
+//! sync, failed handshakes.
 
 use jiff::Timestamp;
-use prometheus::{Histogram, IntCounter, IntCounterVec, IntGaugeVec, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
-use super::{FAST, RegisterError, counter, counter_vec, gauge_vec, histogram};
+use super::{FAST, RegisterError, counter, counter_vec, gauge, gauge_vec, histogram};
 
 /// The webhook's series.
 #[derive(Debug)]
@@ -12,9 +13,11 @@ pub struct WebhookMetrics {
     admissions: IntCounterVec,
     admission_duration: Histogram,
     not_after: IntGaugeVec,
+    rotations: IntCounterVec,
     reloads: IntCounterVec,
     secret_writes: IntCounterVec,
     ca_bundle_writes: IntCounterVec,
+    ca_bundle_in_sync: IntGauge,
     handshake_errors: IntCounter,
 }
 
@@ -58,6 +61,12 @@ impl WebhookMetrics {
                 "NotAfter of the webhook's certificates (Unix seconds), stored and served",
                 &["cert", "source"],
             )?,
+            rotations: counter_vec(
+                r,
+                "zen_flow_webhook_rotations_total",
+                "Certificates the leader made or changed, by cert (ca, leaf), reason and result",
+                &["cert", "reason", "result"],
+            )?,
             reloads: counter_vec(
                 r,
                 "zen_flow_webhook_certificate_reloads_total",
@@ -73,8 +82,13 @@ impl WebhookMetrics {
             ca_bundle_writes: counter_vec(
                 r,
                 "zen_flow_webhook_ca_bundle_writes_total",
-                "caBundle writes by the leader, by result (ok, error)",
-                &["result"],
+                "caBundle writes by the leader, by reason (injected, updated, restored) and result",
+                &["reason", "result"],
+            )?,
+            ca_bundle_in_sync: gauge(
+                r,
+                "zen_flow_webhook_ca_bundle_in_sync",
+                "1 when every webhook's caBundle, as the API server holds it, is the Secret's ca.crt",
             )?,
             handshake_errors: counter(
                 r,
@@ -121,9 +135,28 @@ impl WebhookMetrics {
         self.secret_writes.with_label_values(&[result]).inc();
     }
 
-    /// A caBundle write: `ok` or `error`.
-    pub fn ca_bundle_write(&self, result: &'static str) {
-        self.ca_bundle_writes.with_label_values(&[result]).inc();
+    /// A certificate made or changed: `cert` is `ca` or `leaf`, `result` `ok`, `conflict` or
+    /// `error`.
+    pub fn rotation(&self, cert: Cert, reason: &str, result: &'static str) {
+        let cert = match cert {
+            Cert::Ca => "ca",
+            Cert::Leaf => "leaf",
+        };
+        self.rotations
+            .with_label_values(&[cert, reason, result])
+            .inc();
+    }
+
+    /// A caBundle write for `reason` (`injected`, `updated`, `restored`): `ok` or `error`.
+    pub fn ca_bundle_write(&self, reason: &'static str, result: &'static str) {
+        self.ca_bundle_writes
+            .with_label_values(&[reason, result])
+            .inc();
+    }
+
+    /// Whether the caBundle is in sync with the Secret.
+    pub fn ca_bundle_in_sync(&self, in_sync: bool) {
+        self.ca_bundle_in_sync.set(i64::from(in_sync));
     }
 
     /// A failed handshake.

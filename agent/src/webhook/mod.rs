@@ -2,13 +2,15 @@
 //!
 //! [`admit`] decides (pure), [`access`] checks the creator may create what the agent would
 //! (no confused deputy), [`server`] serves `POST /validate` over TLS with what
-//! [`resolver`] holds, [`sync`] watches the Secret (every replica) and, in self mode, lets the
-//! leader make and renew certificates ([`store`]) and write the caBundle ([`ca_bundle`]). The
+//! [`resolver`] holds, [`sync`] watches the Secret and the configuration (every replica), sets
+//! [`readiness`] and, in self mode, lets the leader make, renew and rotate certificates
+//! ([`store`]) and keep the caBundle in line ([`ca_bundle`]). The
 //! certificate rules themselves are `jobflow::certs`.
 
 pub mod access;
 pub mod admit;
 pub mod ca_bundle;
+pub mod readiness;
 pub mod resolver;
 pub mod server;
 pub mod store;

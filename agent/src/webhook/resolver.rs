@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
-use jobflow::certs::{CheckError, San, SecretData, check_serving};
+use jobflow::certs::{CertInfo, CheckError, San, SecretData, check_serving};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -39,7 +39,7 @@ pub enum Offered {
 /// The certificate every TLS handshake gets.
 #[derive(Debug, Default)]
 pub struct Resolver {
-    current: Mutex<Option<(String, Arc<CertifiedKey>)>>,
+    current: Mutex<Option<(CertInfo, Arc<CertifiedKey>)>>,
 }
 
 impl Resolver {
@@ -51,11 +51,12 @@ impl Resolver {
         now: Timestamp,
     ) -> Result<Offered, OfferError> {
         let served = check_serving(data, want, now)?;
-        let (serial, not_after) = served
-            .leaf()
-            .map(|leaf| (leaf.serial.clone(), leaf.not_after))
-            .unwrap_or_default();
-        if self.serial().as_deref() == Some(serial.as_str()) {
+        let Some(leaf) = served.leaf().cloned() else {
+            return Err(OfferError::Check(CheckError::ReadEntry {
+                key: jobflow::certs::TLS_CRT,
+            }));
+        };
+        if self.serial().as_deref() == Some(leaf.serial.as_str()) {
             return Ok(Offered::Unchanged);
         }
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(served.key_der));
@@ -67,16 +68,22 @@ impl Resolver {
             .map(|cert| CertificateDer::from(cert.der))
             .collect();
         let certified = Arc::new(CertifiedKey::new(chain, key));
-        *self.lock() = Some((serial.clone(), certified));
+        let (serial, not_after) = (leaf.serial.clone(), leaf.not_after);
+        *self.lock() = Some((leaf, certified));
         Ok(Offered::Swapped { serial, not_after })
     }
 
     /// The served leaf's serial, if any is served.
     pub fn serial(&self) -> Option<String> {
-        self.lock().as_ref().map(|(serial, _)| serial.clone())
+        self.lock().as_ref().map(|(leaf, _)| leaf.serial.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, Arc<CertifiedKey>)>> {
+    /// The served leaf, if any is served.
+    pub fn leaf(&self) -> Option<CertInfo> {
+        self.lock().as_ref().map(|(leaf, _)| leaf.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(CertInfo, Arc<CertifiedKey>)>> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -91,7 +98,7 @@ impl ResolvesServerCert for Resolver {
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use jobflow::certs::{Names, TLS_KEY, carry_out, decide};
+    use jobflow::certs::{Names, TLS_KEY};
 
     fn names() -> Names {
         Names {
@@ -102,7 +109,7 @@ mod tests {
     }
 
     fn fresh(now: Timestamp) -> SecretData {
-        carry_out(&decide(None, &names(), now), None, &names(), now).unwrap()
+        jobflow::certs::bootstrap(&names(), now).unwrap()
     }
 
     #[test]

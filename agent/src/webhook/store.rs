@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use jobflow::certs::SecretData;
+use jobflow::certs::{Annotations, Written};
 use jobflow::labels;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -42,14 +42,30 @@ pub fn made_by_us(secret: &Secret) -> bool {
         .is_some_and(|value| value == labels::MANAGED_BY_VALUE)
 }
 
-/// Writes `data` as the `kubernetes.io/tls` Secret `name`: created when `current` is `None`,
-/// else replaced with `current`'s resourceVersion as the precondition.
+/// Writes `written` as the `kubernetes.io/tls` Secret `name`: created when `current` is `None`
+/// (its annotations start from `base`, e.g. those of a deleted Secret being put back), else
+/// replaced with `current`'s resourceVersion as the precondition. Annotation changes apply
+/// on top; other annotations and labels stay.
 pub async fn write(
     api: &Api<Secret>,
     name: &str,
     current: Option<&Secret>,
-    data: SecretData,
+    base: Option<&Annotations>,
+    written: Written,
 ) -> Result<Secret, StoreError> {
+    let Written {
+        data,
+        annotations: changes,
+    } = written;
+    let merge = |mut annotations: Annotations| {
+        for (key, value) in &changes {
+            match value {
+                Some(value) => annotations.insert(key.clone(), value.clone()),
+                None => annotations.remove(key),
+            };
+        }
+        (!annotations.is_empty()).then_some(annotations)
+    };
     let params = PostParams {
         field_manager: Some(labels::FIELD_MANAGER.to_owned()),
         ..PostParams::default()
@@ -63,6 +79,7 @@ pub async fn write(
                         labels::MANAGED_BY.to_owned(),
                         labels::MANAGED_BY_VALUE.to_owned(),
                     )])),
+                    annotations: merge(base.cloned().unwrap_or_default()),
                     ..ObjectMeta::default()
                 },
                 type_: Some("kubernetes.io/tls".to_owned()),
@@ -74,6 +91,8 @@ pub async fn write(
         Some(current) => {
             let mut secret = current.clone();
             secret.metadata.managed_fields = None;
+            secret.metadata.annotations =
+                merge(secret.metadata.annotations.take().unwrap_or_default());
             secret.data = Some(data);
             secret.string_data = None;
             call(api.replace(name, &params, &secret)).await

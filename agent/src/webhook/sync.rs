@@ -1,24 +1,29 @@
-//! Keeping certificates in place: every replica watches the Secret and serves what passes the
-//! checks; in self mode the leader also makes or renews the certificates and writes the
-//! caBundle. Runs on every Secret event and on a jittered timer, never one long sleep.
+//! Keeping certificates in place: every replica watches the Secret and the webhook
+//! configuration, serves what passes the checks and reports ready only when the served leaf
+//! chains to the caBundle the API server holds; in self mode the leader also makes, renews and
+//! rotates the certificates (`jobflow::certs::decide`) and keeps the caBundle in line. Runs on
+//! every Secret or configuration event and on a jittered timer, never one long sleep.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use jiff::Timestamp;
-use jobflow::certs::{self, CA_CRT, Names, San, TLS_CRT};
+use jobflow::certs::{self, CA_CRT, CaStep, Decision, LeafStep, Names, San, Seen, TLS_CRT, Why};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client};
+use kube::{Api, Resource as _};
 
 use super::CertMode;
-use super::ca_bundle::{self, Synced};
+use super::ca_bundle::{self, Needed, RESTORED_REASON};
+use super::call;
+use super::readiness::Readiness;
 use super::resolver::{Offered, Resolver};
 use super::store::{self, StoreError};
 use crate::error::chain;
+use crate::events::EventPublisher;
 use crate::leader::Leadership;
 use crate::metrics::{Cert, Metrics, Source};
 
@@ -43,147 +48,316 @@ pub struct Sync {
     pub leadership: Leadership,
     /// Where served certificates go.
     pub resolver: Arc<Resolver>,
+    /// What `/readyz` reports for the webhook.
+    pub readiness: Arc<Readiness>,
+    /// Where the Event on a restored caBundle goes.
+    pub events: EventPublisher,
     /// The series.
     pub metrics: Arc<Metrics>,
 }
 
-impl Sync {
-    /// A sync loop for the Secret `secret` in `namespace`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        client: &Client,
-        namespace: &str,
-        secret: &str,
-        config: &str,
-        names: Names,
-        mode: CertMode,
-        leadership: Leadership,
-        resolver: Arc<Resolver>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+/// One watched object: the latest copy, and whether the first list is done.
+struct Watched<K> {
+    latest: Option<K>,
+    relisted: Option<K>,
+    synced: bool,
+}
+
+impl<K> Default for Watched<K> {
+    fn default() -> Self {
         Self {
-            secrets: Api::namespaced(client.clone(), namespace),
-            configs: Api::all(client.clone()),
-            secret: secret.to_owned(),
-            config: config.to_owned(),
-            names,
-            mode,
-            leadership,
-            resolver,
-            metrics,
+            latest: None,
+            relisted: None,
+            synced: false,
         }
     }
+}
 
+impl<K> Watched<K> {
+    /// Takes in one watch event; false when the stream ended.
+    fn take(&mut self, event: Option<Result<Event<K>, watcher::Error>>, what: &str) -> bool {
+        match event {
+            Some(Ok(Event::Apply(object))) => self.latest = Some(object),
+            Some(Ok(Event::Delete(_))) => self.latest = None,
+            Some(Ok(Event::Init)) => self.relisted = None,
+            Some(Ok(Event::InitApply(object))) => self.relisted = Some(object),
+            Some(Ok(Event::InitDone)) => {
+                self.latest = self.relisted.take();
+                self.synced = true;
+            }
+            Some(Err(error)) => {
+                tracing::warn!(error = %chain(&error), "watching the webhook {what} failed");
+            }
+            None => return false,
+        }
+        true
+    }
+}
+
+/// What the loop remembers between rounds.
+#[derive(Default)]
+struct Memory {
+    /// The last Secret made by the agent, to put back if it is deleted.
+    last_ours: Option<Secret>,
+    /// Whether this process saw the caBundle in sync (so an emptied one is a removal).
+    was_in_sync: bool,
+    /// The configuration's resourceVersion the last caBundle write acted on (a watch that has
+    /// not caught up yet is not written again).
+    acted_on: Option<String>,
+}
+
+impl Sync {
     /// Runs until the process ends.
     pub async fn run(self) {
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", self.secret));
-        let mut events = watcher::watcher(self.secrets.clone(), config)
+        let by_name =
+            |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut secret_events = watcher::watcher(self.secrets.clone(), by_name(&self.secret))
             .default_backoff()
             .boxed();
-        let mut latest: Option<Secret> = None;
-        let mut relisted: Option<Secret> = None;
-        let mut synced = false;
+        let mut config_events = watcher::watcher(self.configs.clone(), by_name(&self.config))
+            .default_backoff()
+            .boxed();
+        let mut secret = Watched::default();
+        let mut config = Watched::default();
+        let mut memory = Memory::default();
         loop {
-            tokio::select! {
-                event = events.next() => match event {
-                    Some(Ok(Event::Apply(secret))) => latest = Some(secret),
-                    Some(Ok(Event::Delete(_))) => latest = None,
-                    Some(Ok(Event::Init)) => relisted = None,
-                    Some(Ok(Event::InitApply(secret))) => relisted = Some(secret),
-                    Some(Ok(Event::InitDone)) => {
-                        latest = relisted.take();
-                        synced = true;
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(error = %chain(&error), "watching the webhook Secret failed");
-                        continue;
-                    }
-                    None => return,
-                },
-                () = tokio::time::sleep(jittered(PERIOD)) => {}
+            let open = tokio::select! {
+                event = secret_events.next() => secret.take(event, "Secret"),
+                event = config_events.next() => config.take(event, "configuration"),
+                () = tokio::time::sleep(jittered(PERIOD)) => true,
+            };
+            if !open {
+                return;
             }
-            if synced {
-                self.step(&mut latest).await;
+            if secret.synced && config.synced {
+                self.step(&mut secret.latest, config.latest.as_ref(), &mut memory)
+                    .await;
             }
         }
     }
 
-    /// One round: serve what passes, then (self mode, leader) write what the decision says.
-    async fn step(&self, latest: &mut Option<Secret>) {
+    /// One round: serve what passes, report readiness, then (self mode, leader) write what the
+    /// decision says and bring the caBundle in line.
+    async fn step(
+        &self,
+        latest: &mut Option<Secret>,
+        config: Option<&ValidatingWebhookConfiguration>,
+        memory: &mut Memory,
+    ) {
         let now = Timestamp::now();
         let want = self.names.sans();
         if let Some(data) = latest.as_ref().and_then(|s| s.data.as_ref()) {
             self.offer(data, &want, now);
         }
+        let bundles = config.map(ca_bundle::bundles).unwrap_or_default();
+        self.report(config, &bundles, latest.as_ref(), now);
         if self.mode != CertMode::SelfManaged || self.leadership.confirm().is_err() {
             return;
         }
-        if let Some(secret) = latest.as_ref().filter(|s| !store::made_by_us(s)) {
-            tracing::debug!(secret = ?secret.metadata.name, "the webhook Secret was not made by the agent: not writing it");
-            return;
+        if let Some(secret) = latest.as_ref() {
+            if !store::made_by_us(secret) {
+                tracing::debug!(secret = ?secret.metadata.name, "the webhook Secret was not made by the agent: not writing it");
+                return;
+            }
+            memory.last_ours = Some(secret.clone());
         }
-        let decision = certs::decide(
-            latest.as_ref().and_then(|s| s.data.as_ref()),
-            &self.names,
-            now,
-        );
-        if !decision.is_keep() {
-            tracing::info!(ca = ?decision.ca, leaf = ?decision.leaf, "renewing the webhook certificates");
-            let data = match certs::carry_out(
-                &decision,
-                latest.as_ref().and_then(|s| s.data.as_ref()),
-                &self.names,
-                now,
-            ) {
-                Ok(data) => data,
-                Err(error) => {
-                    tracing::error!(error = %chain(&error), "making the webhook certificates failed");
-                    return;
-                }
-            };
-            match store::write(&self.secrets, &self.secret, latest.as_ref(), data).await {
-                Ok(written) => {
-                    self.metrics.webhook.secret_write("ok");
-                    if let Some(data) = written.data.as_ref() {
-                        self.offer(data, &want, now);
-                    }
+        // A deleted Secret is put back from the last copy (same CA: no admission outage).
+        let restore = latest.is_none().then(|| memory.last_ours.clone()).flatten();
+        let base = latest.as_ref().or(restore.as_ref());
+        let seen = Seen {
+            data: base.and_then(|s| s.data.as_ref()),
+            annotations: base.and_then(|s| s.metadata.annotations.as_ref()),
+            bundles: &bundles,
+        };
+        let decision = certs::decide(seen, &self.names, now);
+        if !decision.is_keep() || restore.is_some() {
+            match self
+                .write(&decision, seen, latest.as_ref(), restore.as_ref(), now)
+                .await
+            {
+                Some(written) => {
+                    memory.last_ours = Some(written.clone());
                     *latest = Some(written);
                 }
-                Err(error @ StoreError::Conflict { .. }) => {
-                    self.metrics.webhook.secret_write("conflict");
-                    tracing::info!(error = %chain(&error), "deciding again after the next read");
-                    return;
-                }
-                Err(error) => {
-                    self.metrics.webhook.secret_write("error");
-                    tracing::warn!(error = %chain(&error), "writing the webhook Secret failed");
-                    return;
-                }
+                None => return,
             }
         }
-        let Some(bundle) = latest
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .and_then(|data| data.get(CA_CRT))
-        else {
+        if let (Some(config), Some(secret)) = (config, latest.as_ref()) {
+            self.keep_ca_bundle(config, secret, memory).await;
+        }
+    }
+
+    /// Carries `decision` out and writes the Secret; the written Secret, or `None` when the
+    /// round ends here (failed, or a conflict: decide again on the next event).
+    async fn write(
+        &self,
+        decision: &Decision,
+        seen: Seen<'_>,
+        current: Option<&Secret>,
+        restore: Option<&Secret>,
+        now: Timestamp,
+    ) -> Option<Secret> {
+        let written = if decision.is_keep() {
+            tracing::warn!("the webhook Secret was deleted: putting back the last copy");
+            certs::Written {
+                data: seen.data.cloned().unwrap_or_default(),
+                annotations: std::collections::BTreeMap::new(),
+            }
+        } else {
+            tracing::info!(ca = ?decision.ca, leaf = ?decision.leaf, prune = decision.prune, ack = ?decision.ack, "changing the webhook certificates");
+            match certs::carry_out(decision, seen, &self.names, now) {
+                Ok(written) => written,
+                Err(error) => {
+                    tracing::error!(error = %chain(&error), "making the webhook certificates failed");
+                    self.count_rotations(decision, "error");
+                    return None;
+                }
+            }
+        };
+        let base = restore.and_then(|s| s.metadata.annotations.as_ref());
+        if self.leadership.confirm().is_err() {
+            return None;
+        }
+        match store::write(&self.secrets, &self.secret, current, base, written).await {
+            Ok(written) => {
+                self.metrics.webhook.secret_write("ok");
+                self.count_rotations(decision, "ok");
+                if let Some(data) = written.data.as_ref() {
+                    self.offer(data, &self.names.sans(), now);
+                }
+                Some(written)
+            }
+            Err(error @ StoreError::Conflict { .. }) => {
+                self.metrics.webhook.secret_write("conflict");
+                self.count_rotations(decision, "conflict");
+                tracing::info!(error = %chain(&error), "deciding again after the next read");
+                None
+            }
+            Err(error) => {
+                self.metrics.webhook.secret_write("error");
+                self.count_rotations(decision, "error");
+                tracing::warn!(error = %chain(&error), "writing the webhook Secret failed");
+                None
+            }
+        }
+    }
+
+    /// Writes the Secret's `ca.crt` into every webhook that lacks it, with an Event when
+    /// someone else had changed it.
+    async fn keep_ca_bundle(
+        &self,
+        config: &ValidatingWebhookConfiguration,
+        secret: &Secret,
+        memory: &mut Memory,
+    ) {
+        let Some(bundle) = secret.data.as_ref().and_then(|data| data.get(CA_CRT)) else {
             return;
         };
+        let needed = ca_bundle::needed(config, &bundle.0, memory.was_in_sync);
+        if needed == Needed::InSync {
+            memory.was_in_sync = true;
+            memory.acted_on = None;
+            return;
+        }
+        if memory.acted_on.is_some() && memory.acted_on == config.metadata.resource_version {
+            return;
+        }
         if self.leadership.confirm().is_err() {
             return;
         }
-        match ca_bundle::sync(&self.configs, &self.config, &bundle.0).await {
-            Ok(Synced::Written) => {
-                self.metrics.webhook.ca_bundle_write("ok");
-                tracing::info!(config = %self.config, "wrote the webhook caBundle");
-            }
-            Ok(Synced::InSync) => {}
-            Ok(Synced::Missing) => {
-                tracing::debug!(config = %self.config, "no ValidatingWebhookConfiguration to write the caBundle to");
+        let reason = needed.reason();
+        match ca_bundle::apply(&self.configs, config, &bundle.0).await {
+            Ok(()) => {
+                self.metrics.webhook.ca_bundle_write(reason, "ok");
+                memory
+                    .acted_on
+                    .clone_from(&config.metadata.resource_version);
+                tracing::info!(config = %self.config, reason, "wrote the webhook caBundle");
             }
             Err(error) => {
-                self.metrics.webhook.ca_bundle_write("error");
+                self.metrics.webhook.ca_bundle_write(reason, "error");
                 tracing::warn!(error = %chain(&error), "writing the webhook caBundle failed");
+                return;
             }
+        }
+        if let Needed::Restore {
+            webhooks,
+            changed_by,
+        } = &needed
+        {
+            let by = if changed_by.is_empty() {
+                "removed".to_owned()
+            } else {
+                format!("changed by {}", changed_by.join(", "))
+            };
+            let note = format!(
+                "the caBundle of webhook {} was {by}; the agent put its CA bundle back (tell GitOps tools to ignore webhooks[].clientConfig.caBundle: see the README)",
+                webhooks.join(", ")
+            );
+            tracing::warn!(config = %self.config, "{note}");
+            let regarding = config.object_ref(&());
+            if let Err(error) = call(self.events.publish_about(
+                regarding,
+                "default",
+                true,
+                RESTORED_REASON,
+                "RestoreCaBundle",
+                &note,
+            ))
+            .await
+            {
+                tracing::warn!(error = %chain(&error), "publishing the caBundle Event failed");
+            }
+        }
+    }
+
+    /// Sets `/readyz` and the in-sync gauge from what the API server holds.
+    fn report(
+        &self,
+        config: Option<&ValidatingWebhookConfiguration>,
+        bundles: &[Vec<u8>],
+        secret: Option<&Secret>,
+        now: Timestamp,
+    ) {
+        let stored = secret
+            .and_then(|s| s.data.as_ref())
+            .and_then(|data| data.get(CA_CRT));
+        let in_sync = config.is_some()
+            && !bundles.is_empty()
+            && stored.is_some_and(|stored| bundles.iter().all(|bundle| *bundle == stored.0));
+        self.metrics.webhook.ca_bundle_in_sync(in_sync);
+        let reason = match self.resolver.leaf() {
+            None => Some("no webhook certificate served yet".to_owned()),
+            Some(_) if config.is_none() => Some(format!(
+                "no ValidatingWebhookConfiguration {} to read the caBundle from",
+                self.config
+            )),
+            Some(leaf) if !certs::chains_in_all(bundles, &leaf, now) => Some(format!(
+                "the served certificate (serial {}) does not chain to the caBundle of every webhook in ValidatingWebhookConfiguration {}",
+                leaf.serial, self.config
+            )),
+            Some(_) => None,
+        };
+        match reason {
+            Some(reason) => self.readiness.set_not_ready(reason),
+            None => self.readiness.set_ready(),
+        }
+    }
+
+    fn count_rotations(&self, decision: &Decision, result: &'static str) {
+        let webhook = &self.metrics.webhook;
+        let ca = match &decision.ca {
+            CaStep::Keep | CaStep::Trust | CaStep::Distrust => None,
+            CaStep::Renew => Some("due".to_owned()),
+            CaStep::Create(why) => Some(why_label(why)),
+            CaStep::Stage => Some("staged".to_owned()),
+            CaStep::Switch => Some("switched".to_owned()),
+        };
+        if let Some(reason) = ca {
+            webhook.rotation(Cert::Ca, &reason, result);
+        }
+        if let LeafStep::Renew(why) = &decision.leaf {
+            webhook.rotation(Cert::Leaf, &why_label(why), result);
         }
     }
 
@@ -212,6 +386,18 @@ impl Sync {
             }
         }
     }
+}
+
+/// The metric reason for `why`.
+fn why_label(why: &Why) -> String {
+    match why {
+        Why::Missing => "missing",
+        Why::Due => "due",
+        Why::Invalid(_) => "invalid",
+        Why::NewCa => "new_ca",
+        Why::Requested => "requested",
+    }
+    .to_owned()
 }
 
 /// `period` scaled by a random factor in 75–125 %.

@@ -1,9 +1,12 @@
-//! What the leader does about the Secret: a pure function of (Secret data, names, now).
+//! What the leader does about the Secret: a pure function of (Secret, caBundles seen, names,
+//! now).
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::inspect::{self, CertInfo, CheckError};
-use super::{Names, RENEW_WHEN_LEFT_DIVISOR, SecretData, TLS_CRT, TLS_KEY};
+use super::rotation::{self, Annotations, Request, Staged};
+use super::trust;
+use super::{CA_CRT, Names, RENEW_WHEN_LEFT_DIVISOR, SecretData, TLS_CRT, TLS_KEY, TRUST_SETTLE};
 
 /// Why something is made anew.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +19,8 @@ pub enum Why {
     Invalid(CheckError),
     /// Its CA is made anew, so it must be signed again.
     NewCa,
+    /// A rotation request asks for it.
+    Requested,
 }
 
 /// What to do about the CA.
@@ -25,8 +30,17 @@ pub enum CaStep {
     Keep,
     /// Re-issue it from the same key (routine renewal: every leaf it signed keeps verifying).
     Renew,
-    /// Make a new key and CA (nothing usable is there).
+    /// Make a new key and CA and start the bundle afresh (nothing usable is there).
     Create(Why),
+    /// Start a key change: a new CA joins the bundle after the signing one; nothing signs
+    /// with it yet.
+    Stage,
+    /// Record that every webhook's caBundle now holds the staged CA.
+    Trust,
+    /// Forget that record: a caBundle no longer holds the staged CA.
+    Distrust,
+    /// The staged CA has been trusted for the settle time: it signs from now on.
+    Switch,
 }
 
 /// What to do about the serving leaf.
@@ -34,7 +48,7 @@ pub enum CaStep {
 pub enum LeafStep {
     /// Keep it.
     Keep,
-    /// Make a new key and leaf, signed by the (kept, renewed or new) CA.
+    /// Make a new key and leaf, signed by the (kept, renewed or new) signing CA.
     Renew(Why),
 }
 
@@ -45,24 +59,48 @@ pub struct Decision {
     pub ca: CaStep,
     /// About the leaf.
     pub leaf: LeafStep,
-    /// When kept, the earliest moment a renewal falls due: decide again by then.
+    /// Whether expired CAs are dropped from the bundle.
+    pub prune: bool,
+    /// The rotation request this write carries out (acknowledged in the same write).
+    pub ack: Option<String>,
+    /// When kept, the earliest moment something falls due: decide again by then.
     pub renew_at: Option<Timestamp>,
 }
 
 impl Decision {
     /// Whether nothing is to be written.
     pub fn is_keep(&self) -> bool {
-        self.ca == CaStep::Keep && self.leaf == LeafStep::Keep
+        self.ca == CaStep::Keep && self.leaf == LeafStep::Keep && !self.prune && self.ack.is_none()
     }
 }
 
-/// Decides what to write: everything when the Secret or its CA is missing or unusable; the CA
-/// re-issued from its key when a third of its life is left; the leaf when it is missing, fails
-/// a check (key, chain, SANs exactly as `names` wants, validity, outliving the CA) or has a
-/// third of its life left.
-pub fn decide(data: Option<&SecretData>, names: &Names, now: Timestamp) -> Decision {
+/// What the decision is made on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen<'a> {
+    /// The Secret's data (`None`: there is no Secret).
+    pub data: Option<&'a SecretData>,
+    /// The Secret's annotations.
+    pub annotations: Option<&'a Annotations>,
+    /// The caBundle of each webhook in the configuration, as the API server's object holds
+    /// them (empty: no configuration seen, so nothing new is ever trusted).
+    pub bundles: &'a [Vec<u8>],
+}
+
+/// Decides what to write:
+/// - everything when the Secret or its signing CA is missing or unusable;
+/// - a CA key change in phases when a `:ca` request is pending: stage the new CA in the bundle,
+///   record when every caBundle holds it, switch after [`TRUST_SETTLE`] (re-signing the leaf);
+/// - otherwise the CA re-issued from its key when a third of its life is left;
+/// - the leaf when it is missing, fails a check (key, chain to the signing CA, SANs exactly as
+///   `names` wants, validity, outliving the CA), has a third of its life left, or a request
+///   asks for it;
+/// - expired CAs other than the signing one pruned from the bundle.
+pub fn decide(seen: Seen<'_>, names: &Names, now: Timestamp) -> Decision {
     let empty = SecretData::new();
-    let data = data.unwrap_or(&empty);
+    let no_annotations = Annotations::new();
+    let data = seen.data.unwrap_or(&empty);
+    let annotations = seen.annotations.unwrap_or(&no_annotations);
+    let request = rotation::pending(annotations);
     let (ca, _key) = match inspect::check_ca(data, now) {
         Ok(ca) => ca,
         Err(error) => {
@@ -73,36 +111,90 @@ pub fn decide(data: Option<&SecretData>, names: &Names, now: Timestamp) -> Decis
             return Decision {
                 ca: CaStep::Create(why),
                 leaf: LeafStep::Renew(Why::NewCa),
+                prune: false,
+                ack: request.map(|r| r.id),
                 renew_at: None,
             };
         }
     };
-    let ca_renew_at = renew_at(&ca);
-    let ca_step = if now >= ca_renew_at {
-        CaStep::Renew
+    let staged = rotation::staged(data, annotations, now);
+    let (ca_step, ca_due) = ca_step(&ca, staged.as_ref(), request.as_ref(), seen.bundles, now);
+    let (leaf_step, leaf_due) = if ca_step == CaStep::Switch {
+        (LeafStep::Renew(Why::NewCa), None)
     } else {
-        CaStep::Keep
-    };
-    let (leaf_step, leaf_renew_at) = match check_leaf(data, &ca, names, now) {
-        Err(CheckError::ReadEntry { .. }) => (LeafStep::Renew(Why::Missing), None),
-        Err(error) => (LeafStep::Renew(Why::Invalid(error)), None),
-        Ok(leaf) => {
-            let at = renew_at(&leaf);
-            if now >= at {
-                (LeafStep::Renew(Why::Due), None)
-            } else {
-                (LeafStep::Keep, Some(at))
+        match check_leaf(data, &ca, names, now) {
+            Err(CheckError::ReadEntry { .. }) => (LeafStep::Renew(Why::Missing), None),
+            Err(error) => (LeafStep::Renew(Why::Invalid(error)), None),
+            Ok(_) if request.as_ref().is_some_and(|r| !r.ca) => {
+                (LeafStep::Renew(Why::Requested), None)
+            }
+            Ok(leaf) => {
+                let at = renew_at(&leaf);
+                if now >= at {
+                    (LeafStep::Renew(Why::Due), None)
+                } else {
+                    (LeafStep::Keep, Some(at))
+                }
             }
         }
     };
+    let ack = request.and_then(|r| {
+        let done = if r.ca {
+            ca_step == CaStep::Switch
+        } else {
+            leaf_step != LeafStep::Keep
+        };
+        done.then_some(r.id)
+    });
+    let others = inspect::certificates(data, CA_CRT).unwrap_or_default();
+    let expiries = others.iter().skip(1).map(|other| other.not_after);
+    let prune = expiries.clone().any(|end| end <= now);
     let renew_at = match (&ca_step, &leaf_step) {
-        (CaStep::Keep, LeafStep::Keep) => leaf_renew_at.map(|leaf| leaf.min(ca_renew_at)),
+        (CaStep::Keep, LeafStep::Keep) if !prune => [leaf_due, ca_due]
+            .into_iter()
+            .flatten()
+            .chain(expiries)
+            .min(),
         _ => None,
     };
     Decision {
         ca: ca_step,
         leaf: leaf_step,
+        prune,
+        ack,
         renew_at,
+    }
+}
+
+/// The CA's step, and when kept, the moment it falls due.
+fn ca_step(
+    ca: &CertInfo,
+    staged: Option<&Staged>,
+    request: Option<&Request>,
+    bundles: &[Vec<u8>],
+    now: Timestamp,
+) -> (CaStep, Option<Timestamp>) {
+    if let Some(staged) = staged {
+        let held = trust::trusted_by_all(bundles, &staged.ca);
+        return match staged.trusted_at {
+            None if held => (CaStep::Trust, None),
+            Some(_) if !held => (CaStep::Distrust, None),
+            Some(at) => match at.checked_add(signed(TRUST_SETTLE)) {
+                Ok(ready) if now < ready => (CaStep::Keep, Some(ready)),
+                _ => (CaStep::Switch, None),
+            },
+            // Waiting for the caBundle to be written and seen.
+            None => (CaStep::Keep, None),
+        };
+    }
+    if request.is_some_and(|r| r.ca) {
+        return (CaStep::Stage, None);
+    }
+    let due = renew_at(ca);
+    if now >= due {
+        (CaStep::Renew, None)
+    } else {
+        (CaStep::Keep, Some(due))
     }
 }
 
@@ -116,7 +208,7 @@ pub(super) fn renew_at(cert: &CertInfo) -> Timestamp {
         .max(cert.not_before)
 }
 
-/// The leaf, checked against the CA and the names the webhook is called by.
+/// The leaf, checked against the signing CA and the names the webhook is called by.
 fn check_leaf(
     data: &SecretData,
     ca: &CertInfo,

@@ -192,7 +192,14 @@ pub(super) fn certificates(
     data: &SecretData,
     key: &'static str,
 ) -> Result<Vec<CertInfo>, CheckError> {
-    let bytes = entry(data, key)?;
+    parse_certificates(entry(data, key)?, key)
+}
+
+/// Every certificate of PEM `bytes` (read from `key`, for errors), in order (at least one).
+pub(super) fn parse_certificates(
+    bytes: &[u8],
+    key: &'static str,
+) -> Result<Vec<CertInfo>, CheckError> {
     let mut certs = Vec::new();
     for pem in Pem::iter_from_buffer(bytes) {
         let pem = pem.map_err(|e| CheckError::ParseCertificate {

@@ -7,8 +7,13 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
-use super::decide::{CaStep, Decision, LeafStep, signed};
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+
+use super::decide::{CaStep, Decision, LeafStep, Seen, decide, signed};
 use super::inspect::{self, CertInfo, CheckError};
+use super::rotation::{self, Annotations, CA_NEXT, CA_NEXT_KEY, CA_NEXT_TRUSTED, ROTATED};
 use super::{
     BACKDATE, CA_CRT, CA_KEY, CA_LIFETIME, LEAF_LIFETIME, Names, San, SecretData, TLS_CRT, TLS_KEY,
 };
@@ -19,6 +24,9 @@ pub enum IssueError {
     /// The decision keeps something that cannot be read.
     #[error("reading what the decision keeps")]
     ReadKept(#[source] CheckError),
+    /// The decision switches to a staged CA that is not there.
+    #[error("reading the staged CA ({CA_NEXT_KEY} and its certificate in ca.crt)")]
+    ReadStaged,
     /// A validity date is out of range.
     #[error("computing the validity period")]
     ComputeValidity,
@@ -40,45 +48,128 @@ pub enum IssueError {
     },
 }
 
-/// Carries `decision` out on `data`: returns the Secret data to write (all four entries).
-/// The CA bundle lists the signing CA first; a renewed CA keeps the older still-valid CAs
-/// (same key) after it, a new one starts the bundle afresh.
+/// What to write: the Secret's whole data, and the annotations to set (`Some`) or remove
+/// (`None`); annotations not named here stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Every data entry.
+    pub data: SecretData,
+    /// Annotation changes.
+    pub annotations: BTreeMap<String, Option<String>>,
+}
+
+/// Carries `decision` out on what was `seen`. The CA bundle lists the signing CA first, then
+/// the other CAs still valid at `now` (all of them when `decision.prune` is false); a renewed
+/// CA keeps them, a created one starts afresh, a staged one joins at the end, a switch puts the
+/// staged CA first and the former signing CA after it.
 pub fn carry_out(
     decision: &Decision,
-    data: Option<&SecretData>,
+    seen: Seen<'_>,
     names: &Names,
     now: Timestamp,
-) -> Result<SecretData, IssueError> {
+) -> Result<Written, IssueError> {
     let empty = SecretData::new();
-    let data = data.unwrap_or(&empty);
-    let (ca_key, ca, bundle) = match &decision.ca {
-        CaStep::Keep => {
-            let (ca, key) = inspect::check_ca(data, now).map_err(IssueError::ReadKept)?;
-            let bundle = inspect::entry(data, CA_CRT)
-                .map_err(IssueError::ReadKept)?
-                .to_vec();
-            (key, ca, bundle)
+    let no_annotations = Annotations::new();
+    let data = seen.data.unwrap_or(&empty);
+    let annotations_seen = seen.annotations.unwrap_or(&no_annotations);
+    let mut annotations = BTreeMap::new();
+    let mut next_key = data.get(CA_NEXT_KEY).cloned();
+    let kept = |now| inspect::check_ca(data, now).map_err(IssueError::ReadKept);
+    // The CAs after the signing one, pruned when the decision says so.
+    let others = || -> Result<Vec<CertInfo>, IssueError> {
+        let all = inspect::certificates(data, CA_CRT).map_err(IssueError::ReadKept)?;
+        Ok(all
+            .into_iter()
+            .skip(1)
+            .filter(|ca| !decision.prune || ca.check_validity(CA_CRT, now).is_ok())
+            .collect())
+    };
+    let (ca_key, ca, rest) = match &decision.ca {
+        CaStep::Keep | CaStep::Trust | CaStep::Distrust => {
+            let (ca, key) = kept(now)?;
+            (key, ca, others()?)
         }
         CaStep::Renew => {
-            let (_, key) = inspect::check_ca(data, now).map_err(IssueError::ReadKept)?;
-            let pem = ca_certificate(&key, names, now)?;
-            let mut bundle = pem.clone();
-            let older = inspect::certificates(data, CA_CRT).map_err(IssueError::ReadKept)?;
-            for old in older
-                .iter()
-                .filter(|c| c.check_validity(CA_CRT, now).is_ok())
-            {
-                bundle.push_str(&pem_of(&old.der));
-            }
-            (key, parse(&pem)?, bundle.into_bytes())
+            let (old, key) = kept(now)?;
+            let ca = parse(&ca_certificate(&key, names, now)?)?;
+            let rest = std::iter::once(old)
+                .chain(others()?)
+                .filter(|old| old.check_validity(CA_CRT, now).is_ok())
+                .collect();
+            (key, ca, rest)
         }
         CaStep::Create(_) => {
             let key = new_key("CA key")?;
-            let pem = ca_certificate(&key, names, now)?;
-            (key, parse(&pem)?, pem.into_bytes())
+            let ca = parse(&ca_certificate(&key, names, now)?)?;
+            next_key = None;
+            annotations.insert(CA_NEXT.to_owned(), None);
+            annotations.insert(CA_NEXT_TRUSTED.to_owned(), None);
+            (key, ca, Vec::new())
+        }
+        CaStep::Stage => {
+            let (ca, key) = kept(now)?;
+            let next = new_key("CA key")?;
+            let staged = parse(&ca_certificate(&next, names, now)?)?;
+            next_key = Some(ByteString(next.serialize_pem().into_bytes()));
+            annotations.insert(CA_NEXT.to_owned(), Some(staged.serial.clone()));
+            annotations.insert(CA_NEXT_TRUSTED.to_owned(), None);
+            let mut rest = others()?;
+            rest.push(staged);
+            (key, ca, rest)
+        }
+        CaStep::Switch => {
+            let (old, _) = kept(now)?;
+            let staged =
+                rotation::staged(data, annotations_seen, now).ok_or(IssueError::ReadStaged)?;
+            next_key = None;
+            annotations.insert(CA_NEXT.to_owned(), None);
+            annotations.insert(CA_NEXT_TRUSTED.to_owned(), None);
+            let mut rest = vec![old];
+            rest.extend(others()?.into_iter().filter(|ca| ca.der != staged.ca.der));
+            (staged.key, staged.ca, rest)
         }
     };
-    let (leaf_pem, leaf_key_pem) = match &decision.leaf {
+    if decision.ca == CaStep::Trust {
+        annotations.insert(CA_NEXT_TRUSTED.to_owned(), Some(now.to_string()));
+    }
+    if decision.ca == CaStep::Distrust {
+        annotations.insert(CA_NEXT_TRUSTED.to_owned(), None);
+    }
+    if let Some(id) = &decision.ack {
+        annotations.insert(ROTATED.to_owned(), Some(id.clone()));
+    }
+    let mut bundle = pem_of(&ca.der);
+    for other in &rest {
+        bundle.push_str(&pem_of(&other.der));
+    }
+    let (leaf_pem, leaf_key_pem) = leaf_pair(&decision.leaf, data, (&ca, &ca_key), names, now)?;
+    let mut written: SecretData = [
+        (TLS_CRT, leaf_pem),
+        (TLS_KEY, leaf_key_pem),
+        (CA_CRT, bundle.into_bytes()),
+        (CA_KEY, ca_key.serialize_pem().into_bytes()),
+    ]
+    .into_iter()
+    .map(|(key, bytes)| (key.to_owned(), ByteString(bytes)))
+    .collect();
+    if let Some(key) = next_key {
+        written.insert(CA_NEXT_KEY.to_owned(), key);
+    }
+    Ok(Written {
+        data: written,
+        annotations,
+    })
+}
+
+/// The leaf's certificate and key, PEM: kept, or made anew and signed by `ca`.
+fn leaf_pair(
+    step: &LeafStep,
+    data: &SecretData,
+    (ca, ca_key): (&CertInfo, &KeyPair),
+    names: &Names,
+    now: Timestamp,
+) -> Result<(Vec<u8>, Vec<u8>), IssueError> {
+    Ok(match step {
         LeafStep::Keep => (
             inspect::entry(data, TLS_CRT)
                 .map_err(IssueError::ReadKept)?
@@ -89,19 +180,16 @@ pub fn carry_out(
         ),
         LeafStep::Renew(_) => {
             let key = new_key("leaf key")?;
-            let pem = leaf_certificate(&key, &ca, &ca_key, names, now)?;
+            let pem = leaf_certificate(&key, ca, ca_key, names, now)?;
             (pem.into_bytes(), key.serialize_pem().into_bytes())
         }
-    };
-    Ok([
-        (TLS_CRT, leaf_pem),
-        (TLS_KEY, leaf_key_pem),
-        (CA_CRT, bundle),
-        (CA_KEY, ca_key.serialize_pem().into_bytes()),
-    ]
-    .into_iter()
-    .map(|(key, bytes)| (key.to_owned(), k8s_openapi::ByteString(bytes)))
-    .collect())
+    })
+}
+
+/// A fresh Secret's data: a new CA and leaf for `names` at `now`.
+pub fn bootstrap(names: &Names, now: Timestamp) -> Result<SecretData, IssueError> {
+    let seen = Seen::default();
+    carry_out(&decide(seen, names, now), seen, names, now).map(|written| written.data)
 }
 
 fn new_key(what: &'static str) -> Result<KeyPair, IssueError> {
