@@ -74,6 +74,10 @@ pub enum Command {
     Stop(SuspendArgs),
     /// Print the step pods' logs, each line prefixed by step and container.
     Logs(LogsArgs),
+    /// Show the webhook's certificates: CA and leaf validity, caBundle sync, the leader.
+    CertStatus(CertStatusArgs),
+    /// Ask the agent's leader to rotate the webhook's leaf (and with --ca, its CA key).
+    CertRotate(CertRotateArgs),
     /// Show the plugin's version, and the agent's and the CRD's when the cluster answers.
     Version(VersionArgs),
     /// Print a shell completion script.
@@ -239,6 +243,58 @@ pub struct LogsArgs {
     /// This attempt instead of each step's latest.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     pub attempt: Option<i32>,
+}
+
+/// Where the agent keeps the webhook's certificates (the agent's flags of the same names).
+#[derive(Clone, Debug, Args)]
+pub struct CertTarget {
+    /// The agent's namespace (its Secret and Lease live there).
+    #[arg(long, default_value = "zen-flow-system", value_name = "NAMESPACE")]
+    pub agent_namespace: String,
+    /// The certificate Secret (`--webhook-secret`).
+    #[arg(long, default_value = "jobflow-webhook-tls", value_name = "NAME")]
+    pub secret: String,
+    /// The ValidatingWebhookConfiguration (`--webhook-config`).
+    #[arg(long, default_value = "jobflow-validating", value_name = "NAME")]
+    pub webhook_config: String,
+    /// The agent's Lease (`--lease-name`).
+    #[arg(long, default_value = "jobflow-agent", value_name = "NAME")]
+    pub lease: String,
+}
+
+/// How `cert-status` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// One fact a line.
+    #[default]
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// `cert-status`.
+#[derive(Debug, Args)]
+pub struct CertStatusArgs {
+    /// Where the certificates are.
+    #[command(flatten)]
+    pub target: CertTarget,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    pub output: StatusFormat,
+}
+
+/// `cert-rotate [--ca] [--wait]`.
+#[derive(Debug, Args)]
+pub struct CertRotateArgs {
+    /// Where the certificates are.
+    #[command(flatten)]
+    pub target: CertTarget,
+    /// Change the CA key too (in phases: the new CA joins every caBundle before it signs).
+    #[arg(long)]
+    pub ca: bool,
+    /// Waiting.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// `version`.

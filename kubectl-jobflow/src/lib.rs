@@ -7,10 +7,12 @@
 //! - Offline: [`validate`] (the core library's validation over manifest files), [`graph`]
 //!   (tree, DOT and Mermaid drawings of a flow's DAG), [`completion`], [`version`].
 //! - Live: [`connect`] (kubeconfig, context, namespace), [`get`], [`describe`], [`logs`], and
-//!   [`requests`] (approve, reject, retry, suspend, resume and stop through the agent's annotation protocol).
+//!   [`requests`] (approve, reject, retry, suspend, resume and stop through the agent's annotation protocol),
+//!   [`certs`] (`cert-status`, `cert-rotate`: the webhook's certificates).
 //! - Shared: [`files`] (multi-document YAML), [`style`] (colour by phase), [`table`], [`time`],
 //!   [`watch`] (redrawing until a flow ends).
 
+pub mod certs;
 pub mod cli;
 pub mod completion;
 pub mod connect;
@@ -152,6 +154,8 @@ pub async fn run_live(
         Command::Stop(args) => requests::stop(&args, cluster, output.out).await,
         Command::Suspend(args) => requests::set_suspend(&args, true, cluster, output.out).await,
         Command::Resume(args) => requests::set_suspend(&args, false, cluster, output.out).await,
+        Command::CertStatus(args) => certs::status::run(&args, cluster, output.out).await,
+        Command::CertRotate(args) => certs::rotate::run(&args, cluster, output.out).await,
         Command::Validate(_) | Command::Completion(_) | Command::Version(_) => {
             Err(Error::Usage("this command runs offline".to_owned()))
         }
