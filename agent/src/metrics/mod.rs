@@ -3,6 +3,8 @@
 
 mod derive;
 mod gauges;
+#[cfg(test)]
+mod rules_tests;
 mod webhook;
 
 use std::sync::Mutex;
