@@ -102,6 +102,7 @@ pub struct AgentBuilder {
     env: BTreeMap<String, String>,
     wait_ready: bool,
     ready_timeout: Duration,
+    binary: Option<PathBuf>,
 }
 
 impl AgentBuilder {
@@ -117,7 +118,14 @@ impl AgentBuilder {
             env: BTreeMap::new(),
             wait_ready: true,
             ready_timeout: READY_TIMEOUT,
+            binary: None,
         }
+    }
+
+    /// Runs this agent binary instead of [`agent_binary`] (e.g. a release build for a benchmark).
+    pub fn binary(mut self, path: &Path) -> Self {
+        self.binary = Some(path.to_owned());
+        self
     }
 
     /// Also watches `namespace` (one more `--namespace`).
@@ -236,7 +244,7 @@ impl AgentBuilder {
     /// Fails, with the log's tail, when the binary is missing, the process exits, or it is not
     /// ready in time; the process is killed then.
     pub async fn start(self) -> anyhow::Result<AgentProcess> {
-        let binary = agent_binary();
+        let binary = self.binary.clone().unwrap_or_else(agent_binary);
         if !binary.exists() {
             anyhow::bail!(
                 "the agent binary {} does not exist: build it first with `cargo build -p \

@@ -38,14 +38,20 @@ fn every_alert_names_exported_series_and_is_complete() {
     let rule: serde_json::Value = serde_yaml_ng::from_str(RULE).unwrap();
     assert_eq!(rule["kind"], "PrometheusRule");
     let rules = rule["spec"]["groups"][0]["rules"].as_array().unwrap();
-    assert!(rules.len() >= 3, "expiry, overdue renewal, caBundle out of sync");
+    assert!(
+        rules.len() >= 3,
+        "expiry, overdue renewal, caBundle out of sync"
+    );
     for alert in rules {
         let name = alert["alert"].as_str().unwrap();
         for key in ["expr", "for"] {
             assert!(alert[key].is_string(), "{name} has no {key}");
         }
         assert!(alert["labels"]["severity"].is_string(), "{name}: severity");
-        assert!(alert["annotations"]["summary"].is_string(), "{name}: summary");
+        assert!(
+            alert["annotations"]["summary"].is_string(),
+            "{name}: summary"
+        );
         let expr = alert["expr"].as_str().unwrap();
         let names = series(expr);
         assert!(!names.is_empty(), "{name} reads no zen_flow series");
@@ -55,7 +61,12 @@ fn every_alert_names_exported_series_and_is_complete() {
                 "{name} reads {series}, which the agent does not export"
             );
         }
-        for label in ["cert=\"leaf\"", "cert=\"ca\"", "source=\"stored\"", "result=\"refused\""] {
+        for label in [
+            "cert=\"leaf\"",
+            "cert=\"ca\"",
+            "source=\"stored\"",
+            "result=\"refused\"",
+        ] {
             if expr.contains(label) {
                 let (key, value) = label.split_once('=').unwrap();
                 assert!(
