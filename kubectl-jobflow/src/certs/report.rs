@@ -212,3 +212,121 @@ fn problems(report: &Report, now: Timestamp) -> Vec<String> {
     }
     problems
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use jobflow::certs::{Names, San};
+    use serde_json::json;
+
+    fn t0() -> Timestamp {
+        "2026-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn secret() -> Secret {
+        let names = Names {
+            service: "jobflow-webhook".to_owned(),
+            namespace: "zen-flow-system".to_owned(),
+            extra: vec![San::parse("127.0.0.1")],
+        };
+        let data = certs::bootstrap(&names, t0()).unwrap();
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                labels: Some(
+                    [(
+                        labels::MANAGED_BY.to_owned(),
+                        labels::MANAGED_BY_VALUE.to_owned(),
+                    )]
+                    .into(),
+                ),
+                annotations: Some(
+                    [
+                        (ROTATE.to_owned(), "r2:ca".to_owned()),
+                        (ROTATED.to_owned(), "r1".to_owned()),
+                    ]
+                    .into(),
+                ),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    fn config(bundle: &[u8]) -> ValidatingWebhookConfiguration {
+        serde_json::from_value(json!({
+            "metadata": {"name": "jobflow-validating"},
+            "webhooks": [{"name": "validate.workflow.kube-zen.io", "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {"service": {"namespace": "zen-flow-system", "name": "jobflow-webhook"},
+                                 "caBundle": k8s_openapi::ByteString(bundle.to_vec())}}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_healthy_secret_and_bundle_have_no_problem_and_a_pending_request_shows() {
+        let secret = secret();
+        let bundle = secret.data.as_ref().unwrap()[CA_CRT].0.clone();
+        let config = config(&bundle);
+        let now = t0() + jiff::SignedDuration::from_hours(1);
+        let report = report(
+            ("zen-flow-system", "jobflow-webhook-tls"),
+            Some(&secret),
+            ("jobflow-validating", Some(&config)),
+            None,
+            now,
+        );
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.made_by_agent);
+        assert_eq!(
+            report.hooks[0].target,
+            "service zen-flow-system/jobflow-webhook"
+        );
+        assert!(report.hooks[0].in_sync && report.hooks[0].trusts_leaf);
+        let text = crate::certs::status::render(&report, &[], now);
+        assert!(
+            text.contains("Rotation:   r2:ca: pending (last done: r1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "caBundle:   in sync (jobflow-validating/validate.workflow.kube-zen.io, 1 CA(s))"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("OK\n"), "{text}");
+    }
+
+    #[test]
+    fn a_foreign_bundle_and_an_expiring_leaf_are_problems() {
+        let secret = secret();
+        let other = {
+            let data = certs::bootstrap(
+                &Names {
+                    service: "x".into(),
+                    namespace: "y".into(),
+                    extra: vec![],
+                },
+                t0(),
+            )
+            .unwrap();
+            data[CA_CRT].0.clone()
+        };
+        let late = t0() + jiff::SignedDuration::from_hours(24 * 25);
+        let report = report(
+            ("zen-flow-system", "jobflow-webhook-tls"),
+            Some(&secret),
+            ("jobflow-validating", Some(&config(&other))),
+            None,
+            late,
+        );
+        let all = report.problems.join("\n");
+        assert!(all.contains("the leaf expires within 7 days"), "{all}");
+        assert!(all.contains("is not the Secret's ca.crt"), "{all}");
+        assert!(all.contains("does not trust the Secret's leaf"), "{all}");
+        let missing = super::report(("ns", "s"), None, ("c", None), None, late);
+        assert!(missing.problems[0].starts_with("Secret ns/s does not exist"));
+    }
+}
