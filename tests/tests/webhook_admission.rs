@@ -11,11 +11,11 @@ use anyhow::Context as _;
 use jobflow::api::JobFlow;
 use jobflow::certs::{self, CA_CRT, CA_KEY, Names, San, TLS_CRT, TLS_KEY};
 use jobflow::labels;
+use jobflow_tests::admission_load::{expected_denial, refused_flow as invalid_flow};
 use jobflow_tests::agent::{AgentProcess, free_port};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{
-    config_name, create_through_webhook, denied_prefix, webhook_args, webhook_config,
-    with_webhook_config,
+    config_name, create_through_webhook, webhook_args, webhook_config, with_webhook_config,
 };
 use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -31,21 +31,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const SECRET: &str = "jobflow-webhook-tls";
 
 /// A flow with two steps named alike and a dependency on a step that does not exist.
-fn invalid_flow(name: &str) -> JobFlow {
-    FlowBuilder::new(name)
-        .step(StepBuilder::new("a", &FakePod::succeed()).after(&["nope"]))
-        .step(StepBuilder::new("a", &FakePod::succeed()))
-        .build()
-}
-
-/// The denial our webhook must give for `flow`: the core library's messages, one a line.
-fn expected_denial(flow: &JobFlow) -> anyhow::Result<String> {
-    let errors = jobflow::validation::validate(flow)
-        .err()
-        .context("the invalid flow passed validation")?;
-    Ok(format!("{}{errors}", denied_prefix()))
-}
-
 /// The caBundle of every webhook in the configuration `name`.
 async fn ca_bundles(
     configs: &Api<ValidatingWebhookConfiguration>,
