@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
-# etcd, kwok) from source through the Go module proxy. Each part lives in a small wrapper module
+# etcd, kwok) and the real node's kubelet and kube-proxy from source through the Go module proxy. Each part lives in a small wrapper module
 # because upstream's go.mod maps its staging modules to local folders, which `go install pkg@v`
 # refuses. Binaries land outside the repository (never committed) in a per-version cache folder,
 # and a part whose binary already reports the right version is not rebuilt.
@@ -33,7 +33,7 @@ wrapper_module() {
 }
 
 build_kubernetes() {
-  local names=(kube-apiserver kube-controller-manager kube-scheduler kubectl) all=1 name
+  local names=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy) all=1 name
   for name in "${names[@]}"; do
     has_version "$name" "$K8S_VERSION" --version || has_version "$name" "$K8S_VERSION" "version --client" || all=0
   done
@@ -42,7 +42,8 @@ build_kubernetes() {
   local dir="$CLUSTER_SRC/kubernetes" minor staging upstream_mod
   wrapper_module "$dir" k8s.io/kubernetes "$K8S_VERSION" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
   # Staging modules k8s.io/<m> are published as k8s.io/<m> v0.<minor>.<patch>.
   staging=v0.${K8S_VERSION#v1.}
   upstream_mod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')
@@ -58,7 +59,8 @@ build_kubernetes() {
   done
   go build -trimpath -ldflags "-s -w$stamp" -o "$CLUSTER_BIN/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 }
 
 build_etcd() {
