@@ -5,6 +5,17 @@ CLUSTER_BIN=${ZEN_FLOW_CLUSTER_BIN:-$cluster_cache/bin/k8s-$K8S_VERSION-etcd-$ET
 CLUSTER_SRC=$cluster_cache/src
 # Runtime state (PKI, etcd data, logs, PIDs, kubeconfig) of one running control plane.
 CLUSTER_STATE=${ZEN_FLOW_CLUSTER_STATE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/.state}
+# The real node's containerd (see real-node.sh; oci.sh's import_image imports into it).
+CONTAINERD_SOCKET=$CLUSTER_STATE/containerd/containerd.sock
+
+# bin_of NAME: the binary component NAME runs: Debian's containerd for the real node's runtime,
+# else the one built by build.sh. PID checks compare /proc/PID/exe with it.
+bin_of() {
+  case $1 in
+    containerd) readlink -f "$(command -v containerd)" ;;
+    *) echo "$CLUSTER_BIN/$1" ;;
+  esac
+}
 
 # lock_cluster: serializes up.sh and down.sh runs on the same CLUSTER_STATE (two test runs at once
 # must not stop each other's half-started control plane). The lock lives outside CLUSTER_STATE,

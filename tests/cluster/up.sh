@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local control plane for the tests and the demo: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler and kwok (fake nodes whose pods act out a kubelet's
-# lifecycle, see kwok-stages.yaml), all as plain processes on 127.0.0.1.
+# lifecycle, see kwok-stages.yaml), all as plain processes on 127.0.0.1; and one real node,
+# `zen-flow-real` (containerd, kubelet, bridge CNI, kube-proxy; see real-node.sh for its taint,
+# label and images), unless ZEN_FLOW_REAL_NODE=0.
 #
 # Idempotent: when the control plane is already up and healthy it only prints the kubeconfig path.
 # A half-started or crashed one is stopped (down.sh) and started afresh.
@@ -10,6 +12,18 @@
 # Ports (override with the env variable if one is taken):
 #   ZEN_FLOW_ETCD_PORT=23790 ZEN_FLOW_ETCD_PEER_PORT=23800 ZEN_FLOW_APISERVER_PORT=6443
 #   ZEN_FLOW_KCM_PORT=10357 ZEN_FLOW_SCHEDULER_PORT=10359
+# and with the real node (containerd has only a unix socket under the state dir, and a streaming
+# port on 127.0.0.1 the kernel picks):
+#   ZEN_FLOW_KUBELET_PORT=10250 ZEN_FLOW_KUBELET_HEALTHZ_PORT=10248
+#   ZEN_FLOW_KUBE_PROXY_METRICS_PORT=10249 ZEN_FLOW_KUBE_PROXY_HEALTHZ_PORT=10256
+#
+# The real node (ZEN_FLOW_REAL_NODE, default 1; 0 starts only the kwok control plane as before):
+# ONE PER HOST, since iptables, its bridge, cgroups and sysctls are host-wide; a second control
+# plane on this host (another ZEN_FLOW_CLUSTER_STATE) needs ZEN_FLOW_REAL_NODE=0, else up.sh fails
+# naming the one that runs. With it kube-apiserver listens on all addresses and advertises
+# ZEN_FLOW_NODE_IP (default: the default route's source address) so pods reach the `kubernetes`
+# Service; ZEN_FLOW_POD_CIDR (default 10.244.0.0/24) is the pods' network. Unset, a running control
+# plane is kept as it was started; set, a running one started otherwise is restarted.
 # ZEN_FLOW_UP_TIMEOUT (seconds, default 120) bounds each wait.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +31,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 # shellcheck source=paths.sh
 source "$here/paths.sh"
+# shellcheck source=oci.sh
+source "$here/oci.sh"
+# shellcheck source=real-node.sh
+source "$here/real-node.sh"
 
 lock_cluster
 pki=$CLUSTER_STATE/pki
@@ -34,8 +52,10 @@ alive() {
   local pid exe
   pid=$(cat "$pids/$1.pid" 2>/dev/null) || return 1
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-  [ "${exe% (deleted)}" = "$CLUSTER_BIN/$1" ]
+  [ "${exe% (deleted)}" = "$(bin_of "$1")" ]
 }
+
+kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$kubeconfig" "$@"; }
 
 apiserver_ready() {
   curl -sf --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
@@ -47,8 +67,14 @@ if [ -f "$CLUSTER_STATE/ports.env" ]; then
   # shellcheck source=/dev/null
   source "$CLUSTER_STATE/ports.env"
   healthy=1
+  REAL_NODE=${REAL_NODE:-0}
+  if [ -n "${ZEN_FLOW_REAL_NODE:-}" ] && [ "$([ "$ZEN_FLOW_REAL_NODE" = 0 ] && echo 0 || echo 1)" != "$REAL_NODE" ]; then
+    log "running with ZEN_FLOW_REAL_NODE=$REAL_NODE, asked for $ZEN_FLOW_REAL_NODE: restarting"
+    healthy=0
+  fi
+  [ "$REAL_NODE" = 1 ] && components+=("${real_node_components[@]}")
   for name in "${components[@]}"; do alive "$name" || healthy=0; done
-  if [ "$healthy" = 1 ] && apiserver_ready; then
+  if [ "$healthy" = 1 ] && apiserver_ready && { [ "$REAL_NODE" = 0 ] || real_node_ready; }; then
     log "already up"
     echo "$kubeconfig"
     exit 0
@@ -64,11 +90,20 @@ ETCD_PEER_PORT=${ZEN_FLOW_ETCD_PEER_PORT:-23800}
 APISERVER_PORT=${ZEN_FLOW_APISERVER_PORT:-6443}
 KCM_PORT=${ZEN_FLOW_KCM_PORT:-10357}
 SCHEDULER_PORT=${ZEN_FLOW_SCHEDULER_PORT:-10359}
+REAL_NODE=1
+[ "${ZEN_FLOW_REAL_NODE:-1}" = 0 ] && REAL_NODE=0
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 for name in "${components[@]}" kubectl; do
   [ -x "$CLUSTER_BIN/$name" ] || { log "missing $CLUSTER_BIN/$name: run tests/cluster/build.sh first"; exit 1; }
 done
 ports=("$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT")
+if [ "$REAL_NODE" = 1 ]; then
+  real_node_settings
+  real_node_tools
+  components+=("${real_node_components[@]}")
+  ports+=("$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT" "$KUBE_PROXY_METRICS_PORT" "$KUBE_PROXY_HEALTHZ_PORT")
+fi
 if [ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" != "${#ports[@]}" ]; then
   # Else a health check could be answered by another component on the same port.
   log "the ports must differ: ${ports[*]}"
@@ -80,6 +115,8 @@ for port in "${ports[@]}"; do
     exit 1
   fi
 done
+# Before anything is started, so a refusal leaves the other real node alone.
+[ "$REAL_NODE" = 0 ] || real_node_claim
 
 # A failed start leaves nothing running, but keeps the logs to read.
 trap 'status=$?; if [ "$status" != 0 ]; then bash "$here/down.sh" --keep-logs; fi' EXIT
@@ -93,7 +130,9 @@ ETCD_PEER_PORT=$ETCD_PEER_PORT
 APISERVER_PORT=$APISERVER_PORT
 KCM_PORT=$KCM_PORT
 SCHEDULER_PORT=$SCHEDULER_PORT
+REAL_NODE=$REAL_NODE
 EOF
+[ "$REAL_NODE" = 0 ] || real_node_ports_env >>"$CLUSTER_STATE/ports.env"
 
 # --- PKI: a throwaway CA per start, so nothing secret outlives the control plane. ---
 # EC keys because they are generated instantly; the service-account key is RSA as usual.
@@ -119,8 +158,11 @@ sign() {
       -days 365 -out "$pki/$name.crt" -extfile <(printf '%s\n' "basicConstraints = critical, CA:FALSE" \
       "keyUsage = critical, digitalSignature" "authorityKeyIdentifier = keyid" "$@") 2>>"$logs/pki.log"
 }
+apiserver_ips="IP:127.0.0.1, IP:10.96.0.1"
+# With the real node, pods reach kube-apiserver at the host's address (the `kubernetes` Service's endpoint).
+[ "$REAL_NODE" = 0 ] || apiserver_ips+=", IP:$NODE_IP"
 sign apiserver "/CN=kube-apiserver" "extendedKeyUsage = serverAuth" \
-  "subjectAltName = IP:127.0.0.1, IP:10.96.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
+  "subjectAltName = $apiserver_ips, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local"
 # Each client is the user the default RBAC bootstrap policy grants its permissions to.
 sign admin "/O=system:masters/CN=zen-flow-admin" "extendedKeyUsage = clientAuth"
 sign controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage = clientAuth"
@@ -158,13 +200,14 @@ EOF
 write_kubeconfig "$kubeconfig" admin
 write_kubeconfig "$CLUSTER_STATE/controller-manager.kubeconfig" controller-manager
 write_kubeconfig "$CLUSTER_STATE/scheduler.kubeconfig" scheduler
+[ "$REAL_NODE" = 0 ] || real_node_pki
 
 # start NAME ARGS...: runs $CLUSTER_BIN/NAME in its own session (so it outlives this script and
 # a Ctrl-C here), logging to logs/NAME.log; the process writes its own PID before exec'ing. It
 # does not inherit the lock's fd 9, or the lock would be held for as long as it runs.
 start() {
   local name=$1; shift
-  setsid bash -c 'echo $$ >"$0" && exec "$@"' "$pids/$name.pid" "$CLUSTER_BIN/$name" "$@" \
+  setsid bash -c 'echo $$ >"$0" && exec "$@"' "$pids/$name.pid" "$(bin_of "$name")" "$@" \
     </dev/null >"$logs/$name.log" 2>&1 9>&- &
 }
 
@@ -189,8 +232,6 @@ wait_for() {
   log "$what ($(( $(date +%s) - started ))s)"
 }
 
-kubectl() { "$CLUSTER_BIN/kubectl" --kubeconfig "$kubeconfig" "$@"; }
-
 # --- etcd: one member on loopback, no fsync (the data dies with the control plane anyway). ---
 start etcd --name zen-flow --data-dir "$CLUSTER_STATE/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -200,12 +241,17 @@ start etcd --name zen-flow --data-dir "$CLUSTER_STATE/etcd" \
   --unsafe-no-fsync --log-level warn
 wait_for etcd "etcd healthy" curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 
-# --- kube-apiserver. The advertised address is loopback too, which the endpoint reconciler would
-# refuse to publish; nothing here reaches the API through the `kubernetes` Service, so it is off. ---
+# --- kube-apiserver. Without the real node the advertised address is loopback too, which the
+# endpoint reconciler would refuse to publish; nothing then reaches the API through the
+# `kubernetes` Service, so it is off. With it, see real_node_apiserver_args. ---
+if [ "$REAL_NODE" = 0 ]; then
+  apiserver_net=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --endpoint-reconciler-type none)
+else
+  mapfile -t apiserver_net < <(real_node_apiserver_args)
+fi
 start kube-apiserver \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-  --endpoint-reconciler-type none \
+  "${apiserver_net[@]}" --secure-port "$APISERVER_PORT" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" \
   --requestheader-client-ca-file "$pki/ca.crt" --requestheader-allowed-names front-proxy-client \
@@ -263,6 +309,7 @@ wait_for kwok "kwok nodes Ready" nodes_ready
 # ServiceAccount; wait for the `default` namespace's so the cluster is usable at once.
 default_service_account() { kubectl get serviceaccount default -n default -o name >/dev/null 2>&1; }
 wait_for kube-controller-manager "ServiceAccount default/default" default_service_account
+[ "$REAL_NODE" = 0 ] || real_node_up
 
 # A component that died after its check passed (e.g. lost a port race) must not go unnoticed.
 for name in "${components[@]}"; do
