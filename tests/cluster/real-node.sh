@@ -319,21 +319,21 @@ real_node_up() {
 # --- down ---
 
 # real_node_down: stops the real node and puts the host back as real_node_save_host found it.
-# Host-wide cleanup only when this state dir owns the host's real node.
+# Host-wide cleanup only when this state dir owns the host's real node. Each step is best effort:
+# one that fails is reported and the others still run (and down.sh still stops the control plane).
 real_node_down() {
+  local step
   stop kube-proxy
   stop kubelet
-  real_node_kill_containers
-  stop containerd
-  real_node_kill_shims
-  real_node_kill_cgroups
-  real_node_unmount
+  for step in real_node_kill_containers "stop containerd" real_node_kill_shims real_node_kill_cgroups \
+    real_node_unmount; do
+    $step || log "warning: $step failed"
+  done
   real_node_owned || return 0
-  real_node_network_down
-  real_node_iptables_down
-  real_node_cgroups_down
-  real_node_host_dirs_down
-  real_node_sysctls_down
+  for step in real_node_network_down real_node_iptables_down real_node_cgroups_down \
+    real_node_host_dirs_down real_node_sysctls_down; do
+    $step || log "warning: $step failed"
+  done
   rm -f "$real_node_owner_file"
 }
 
@@ -391,16 +391,19 @@ real_node_unmount() {
 }
 
 # real_node_network_down: the bridge (the veths went with their network namespaces; any left are
-# deleted with it) and the CNI plugins' cache entries for our network.
+# deleted with it) and libcni's cache entries (in /var/lib/cni whatever the config says) of our
+# sandboxes.
 real_node_network_down() {
-  local veth
+  local veth id
   if ip link show "$REAL_NODE_BRIDGE" >/dev/null 2>&1; then
     for veth in $(ip -o link show master "$REAL_NODE_BRIDGE" | awk -F': ' '{print $2}' | cut -d@ -f1); do
       ip link del "$veth" 2>/dev/null || true
     done
     ip link del "$REAL_NODE_BRIDGE" || true
   fi
-  rm -rf /var/lib/cni/results/"$REAL_NODE_NAME"-* /var/lib/cni/networks/"$REAL_NODE_NAME"
+  for id in $(ls "$CLUSTER_STATE/containerd/state/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
+    rm -f /var/lib/cni/results/"$REAL_NODE_NAME-$id"-* /var/lib/cni/results/"cni-loopback-$id"-*
+  done
 }
 
 # remove_chains CMD: in every table of CMD (iptables or ip6tables), deletes the rules jumping to
@@ -409,7 +412,7 @@ remove_chains() {
   local cmd=$1 table rule chain chains
   command -v "$cmd" >/dev/null || return 0
   for table in $("$cmd-save" 2>/dev/null | sed -n 's/^\*//p'); do
-    "$cmd-save" -t "$table" | grep -E -- '^-A .* -j (KUBE|CNI)-' | grep -vE '^-A (KUBE|CNI)-' |
+    { "$cmd-save" -t "$table" | grep -E -- '^-A .* -j (KUBE|CNI)-' | grep -vE '^-A (KUBE|CNI)-' || true; } |
       while read -r rule; do
         # The saved rule's quoting (comments) is shell quoting.
         eval "\"\$cmd\" -w -t \"\$table\" -D ${rule#-A }" || true
@@ -454,6 +457,9 @@ real_node_cgroups_down() {
 # real_node_host_dirs_down: what the kubelet left in host dirs, and those dirs if we made them.
 real_node_host_dirs_down() {
   local dir link
+  # The kubelet's device manager listens in /var/lib/kubelet whatever its --root-dir.
+  [ -S /var/lib/kubelet/device-plugins/kubelet.sock ] && ! pid_of kubelet >/dev/null &&
+    rm -f /var/lib/kubelet/device-plugins/kubelet.sock
   for link in /var/log/containers/*.log; do
     [ -L "$link" ] && case $(readlink "$link") in "$real_node_pod_logs"/*) rm -f "$link" ;; esac
   done
