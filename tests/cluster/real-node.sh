@@ -337,20 +337,20 @@ real_node_down() {
   rm -f "$real_node_owner_file"
 }
 
-# real_node_kill_containers: kills and deletes every task of our containerd (the shims exit with
-# their tasks), while containerd still runs.
+# real_node_kill_containers: kills every task of our containerd while it still runs (the kubelet
+# is stopped, so nothing restarts them); its CRI plugin deletes the exited tasks, and their shims
+# exit with them. Tasks still there after 5 s are deleted by force.
 real_node_kill_containers() {
   pid_of containerd >/dev/null || return 0
-  local ids id i
-  ids=$(node_ctr tasks ls -q 2>/dev/null) || return 0
-  [ -n "$ids" ] || return 0
-  for id in $ids; do node_ctr tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true; done
-  for id in $ids; do
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-      node_ctr tasks delete "$id" >/dev/null 2>&1 && break
-      sleep 0.2
-    done
+  local id i
+  for id in $(node_ctr tasks ls -q 2>/dev/null); do
+    node_ctr tasks kill --all --signal SIGKILL "$id" >/dev/null 2>&1 || true
   done
+  for i in $(seq 25); do
+    [ -z "$(node_ctr tasks ls -q 2>/dev/null)" ] && return 0
+    sleep 0.2
+  done
+  for id in $(node_ctr tasks ls -q 2>/dev/null); do node_ctr tasks delete --force "$id" >/dev/null 2>&1 || true; done
 }
 
 # real_node_kill_shims: SIGKILL to the shims our containerd started that are still there
