@@ -1,5 +1,5 @@
 //! The watch caches of one scope (one namespace, or all): flows, the agent's Jobs and their
-//! pods that have not failed, each stripped to what the planner reads, plus the per-flow state
+//! pods, each stripped to what the planner reads, plus the per-flow state
 //! that lives and dies with the cached flows. Reconciles read only from here, never with a GET.
 
 use std::collections::HashSet;
@@ -35,8 +35,8 @@ pub struct Caches {
     pub flows: Store<JobFlow>,
     /// Jobs labelled `workflow.kube-zen.io/managed-by=jobflow-agent`.
     pub jobs: Store<Job>,
-    /// Pods with the same label that have not failed: succeeded ones for their termination
-    /// messages, the others to tell why one is stuck.
+    /// Pods with the same label: succeeded ones for their termination messages, failed ones
+    /// for how their containers failed, the others to tell why one is stuck.
     pub pods: Store<Pod>,
     /// The controller's trigger channel.
     pub triggers: Triggers,
@@ -129,8 +129,8 @@ impl Caches {
             )),
             tokio::spawn(reflect(
                 api(client, ns),
-                // A failed pod tells nothing the Job does not (and leaves the cache as it fails).
-                all.labels(&managed).fields("status.phase!=Failed"),
+                // Failed pods too: their exit codes and messages are what a failed step tells.
+                all.labels(&managed),
                 strip::pod,
                 writers.pods,
                 on_pod,

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use jobflow::api::JobFlow;
 use jobflow::labels;
-use jobflow::planner::{Observed, PeerFlow, PodTrouble, pod_trouble};
+use jobflow::planner::{Observed, PeerFlow, PodTrouble, pod_failure, pod_trouble};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 
 /// What the planner sees of `flow`, from cache contents: its Jobs, their succeeded pods'
-/// termination messages, why their pods are stuck, and its concurrency peers. The slices may hold anything the caches hold;
-/// only what belongs to `flow` is taken.
+/// termination messages, why their pods are stuck or how they failed, and its concurrency
+/// peers. The slices may hold anything the caches hold; only what belongs to `flow` is taken.
 pub fn observed<'a>(
     flow: &JobFlow,
     jobs: &'a [Arc<Job>],
@@ -27,6 +27,7 @@ pub fn observed<'a>(
     Observed {
         termination_messages: termination_messages(&jobs, pods.iter().map(AsRef::as_ref)),
         pod_trouble: pod_troubles(&jobs, pods.iter().map(AsRef::as_ref)),
+        pod_failures: by_job(&jobs, pods.iter().map(AsRef::as_ref), pod_failure),
         peers: peers(flow, flows.iter().map(AsRef::as_ref)),
         jobs,
         refused: BTreeMap::new(),

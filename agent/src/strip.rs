@@ -34,8 +34,8 @@ pub fn job(job: &mut Job) {
     }
 }
 
-/// Pods keep their identity, labels and owners, their phase, their containers' termination
-/// messages and what tells why a pod is stuck (see [`jobflow::planner::pod_trouble`]): the
+/// Pods keep their identity, labels and owners, their phase, their containers' exit codes,
+/// termination reasons and messages and what tells why a pod is stuck (see [`jobflow::planner::pod_trouble`]): the
 /// `PodScheduled` condition, each container's image, restart count and waiting state; nothing
 /// else.
 pub fn pod(pod: &mut Pod) {
@@ -74,6 +74,7 @@ fn keep_container(c: ContainerStatus) -> ContainerStatus {
         state: c.state.map(|state| ContainerState {
             terminated: state.terminated.map(|t| ContainerStateTerminated {
                 exit_code: t.exit_code,
+                reason: t.reason,
                 message: t.message,
                 ..ContainerStateTerminated::default()
             }),

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use futures::channel::mpsc;
 use jobflow::api::{FlowPhase, JobFlow};
 use jobflow::labels;
-use jobflow::planner::pod_trouble;
+use jobflow::planner::{pod_failure, pod_trouble};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -55,7 +55,7 @@ pub fn for_job(event: &Event<Job>) -> Vec<FlowRef> {
 /// The flow of a pod whose news its planner reads; `old` is the cached pod before the event.
 ///
 /// A pod wakes its flow when it succeeded (its termination message is now readable), when it
-/// becomes stuck, is stuck otherwise (see [`pod_trouble`]) or stops being stuck, and when a
+/// fails (how it failed is now readable), when it becomes stuck, is stuck otherwise (see [`pod_trouble`]) or stops being stuck, and when a
 /// stuck pod goes away. Other pod updates (a pod starting, its conditions moving on) wake
 /// nobody.
 pub fn for_pod(old: Option<&Pod>, event: &Event<Pod>) -> Vec<FlowRef> {
@@ -63,6 +63,7 @@ pub fn for_pod(old: Option<&Pod>, event: &Event<Pod>) -> Vec<FlowRef> {
         Event::Apply(pod) | Event::InitApply(pod) => {
             observe::termination_message(pod).is_some()
                 || pod_trouble(pod) != old.and_then(pod_trouble)
+                || (pod_failure(pod).is_some() && old.and_then(pod_failure).is_none())
         }
         Event::Delete(pod) => pod_trouble(pod).is_some() || old.and_then(pod_trouble).is_some(),
         Event::Init | Event::InitDone => false,
@@ -267,6 +268,47 @@ mod tests {
         running.status.as_mut().unwrap().phase = Some("Running".to_owned());
         running.status.as_mut().unwrap().container_statuses = None;
         assert!(for_pod(None, &Event::Apply(running)).is_empty());
+    }
+
+    #[test]
+    fn a_pod_wakes_its_flow_once_when_it_fails() {
+        let mut failed = pod(
+            "f-a-1-x",
+            ("job-name", "f-a-1"),
+            "Failed",
+            Some("disk full"),
+        );
+        failed
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(labels::FLOW.to_owned(), "f".to_owned());
+        for container in failed
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .iter_mut()
+            .flatten()
+        {
+            container
+                .state
+                .as_mut()
+                .unwrap()
+                .terminated
+                .as_mut()
+                .unwrap()
+                .exit_code = 3;
+        }
+        let mut running = failed.clone();
+        running.status.as_mut().unwrap().phase = Some("Running".to_owned());
+        running.status.as_mut().unwrap().container_statuses = None;
+        let apply = |pod: &Pod| Event::Apply(pod.clone());
+        assert_eq!(names(&for_pod(Some(&running), &apply(&failed))), ["f"]);
+        assert!(
+            for_pod(Some(&failed), &apply(&failed)).is_empty(),
+            "an update of a pod that had already failed"
+        );
     }
 
     #[test]

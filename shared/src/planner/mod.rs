@@ -12,6 +12,7 @@ mod job_builder;
 mod job_outcome;
 mod naming;
 mod outputs;
+mod pod_failure;
 mod pod_trouble;
 #[cfg(test)]
 mod properties;
@@ -37,6 +38,7 @@ pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name, resource_name};
 pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
+pub use pod_failure::{MAX_FAILURE_MESSAGE, pod_failure};
 pub use pod_trouble::{PodTrouble, pod_trouble};
 pub use resources::resource_objects;
 
@@ -61,6 +63,8 @@ pub struct Observed<'a> {
     /// Why the pod of a Job is stuck ([`pod_trouble`]), by Job name; Jobs whose pods are fine
     /// are absent.
     pub pod_trouble: BTreeMap<String, PodTrouble>,
+    /// How a failed pod of a Job failed ([`pod_failure`]), by Job name.
+    pub pod_failures: BTreeMap<String, String>,
     /// Other flows in the namespace with the same `concurrencyKey`.
     pub peers: Vec<PeerFlow>,
     /// Objects of this flow the API server refused to create for good, by name (a step's Job

@@ -102,11 +102,11 @@ impl Planning<'_> {
         match job_outcome(job) {
             JobOutcome::Succeeded => self.step_succeeded(index, job),
             JobOutcome::Failed { reason, message } => {
-                self.attempt_failed(
-                    index,
-                    reasons::JOB_FAILED,
-                    format!("Job {job_name} failed ({reason}): {message}"),
-                );
+                let mut message = format!("Job {job_name} failed ({reason}): {message}");
+                if let Some(failure) = self.observed.pod_failures.get(&job_name) {
+                    message = format!("{message}; {failure}");
+                }
+                self.attempt_failed(index, reasons::JOB_FAILED, message);
             }
             JobOutcome::Running => {
                 self.report_stuck_pod(index, &job_name);

@@ -76,6 +76,8 @@ pub struct World {
     pub messages: BTreeMap<String, String>,
     /// Why a Job's pod is stuck, by Job name (full or short).
     pub troubles: BTreeMap<String, PodTrouble>,
+    /// How a Job's failed pod failed, by Job name (full or short).
+    pub failures: BTreeMap<String, String>,
     pub peers: Vec<PeerFlow>,
     /// Objects the API server refused, by name (full or short).
     pub refused: BTreeMap<String, Refusal>,
@@ -90,6 +92,7 @@ impl World {
             jobs: Vec::new(),
             messages: BTreeMap::new(),
             troubles: BTreeMap::new(),
+            failures: BTreeMap::new(),
             peers: Vec::new(),
             refused: BTreeMap::new(),
             created: Vec::new(),
@@ -103,6 +106,7 @@ impl World {
             jobs: self.jobs.iter().collect(),
             termination_messages: self.by_full_name(&self.messages),
             pod_trouble: self.by_full_name(&self.troubles),
+            pod_failures: self.by_full_name(&self.failures),
             peers: self.peers.clone(),
             refused: self.refused.clone(),
         };

@@ -165,6 +165,28 @@ fn a_failure_skips_downstream_and_fail_fast_stops_new_steps() {
 }
 
 #[test]
+fn a_failed_step_tells_how_its_container_failed() {
+    let mut world = World::new(flow(vec![job_step("a", &[]), job_step("b", &[])]));
+    world.step_at(t(1));
+    world.failures.insert(
+        "etl-a-1".into(),
+        "container main exited with code 3 (Error): disk full".into(),
+    );
+    world.finish("etl-a-1", false, t(2));
+    world.finish("etl-b-1", false, t(2));
+    world.step_at(t(2));
+    let told = world.step("a").message.clone().unwrap_or_default();
+    assert!(told.starts_with("Job "), "{told}");
+    assert!(
+        told.ends_with("; container main exited with code 3 (Error): disk full"),
+        "{told}"
+    );
+    // A Job whose failed pod was not seen keeps the Job's own words, with nothing appended.
+    let untold = world.step("b").message.clone().unwrap_or_default();
+    assert!(!untold.contains("container"), "{untold}");
+}
+
+#[test]
 fn without_fail_fast_an_independent_branch_finishes() {
     let mut world = failing_world(false);
     world.finish("etl-x-1", true, t(3));
