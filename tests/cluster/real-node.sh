@@ -16,9 +16,14 @@
 #
 # Network: pods get 10.244.0.0/24 (ZEN_FLOW_POD_CIDR) on bridge zenflow0, masqueraded when they leave
 # the host; kube-proxy (iptables mode) makes ClusterIPs work from pods and from the host (so
-# kube-apiserver reaches webhook Services through their ClusterIP), and kube-apiserver listens on
+# kube-apiserver reaches webhook Services through their ClusterIP: its default resolver, verified
+# with a TLS webhook pod; no --enable-aggregator-routing needed), and kube-apiserver listens on
 # all addresses and advertises the host's address (ZEN_FLOW_NODE_IP, default the source address of
 # the default route) as the `kubernetes` Service's endpoint.
+#
+# Seen with Debian's busybox-static 1.35 in pods here: `wget -T N` segfaults (plain wget works),
+# and its built-in TLS fails the handshake with kube-apiserver's P-256 certificate (alert 40);
+# wget over https works when an `openssl` binary is in the image (it runs `openssl s_client`).
 #
 # The caller provides: log, and in up.sh start, wait_for, alive, sign, write_kubeconfig, kubectl,
 # $pki $logs $pids; in down.sh stop and pid_of.
@@ -53,6 +58,9 @@ real_node_settings() {
   NODE_IP=${ZEN_FLOW_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
   [ -n "$NODE_IP" ] || NODE_IP=$(ip -4 -o addr show scope global | awk '{print $4; exit}' | cut -d/ -f1)
   [ -n "$NODE_IP" ] || { log "no IPv4 address for the real node: set ZEN_FLOW_NODE_IP"; return 1; }
+  # A unix socket's path has at most 107 bytes; containerd adds ".ttrpc" to its socket's.
+  [ "${#CONTAINERD_SOCKET}" -le 101 ] ||
+    { log "ZEN_FLOW_CLUSTER_STATE is too long for containerd's socket ($CONTAINERD_SOCKET): pick a shorter one"; return 1; }
 }
 
 # real_node_ports_env: the settings to record in ports.env.
