@@ -60,6 +60,35 @@ impl StepBuilder {
         }
     }
 
+    /// A Job step named `name` whose pod runs `script` with `sh -c` in the real busybox image
+    /// ([`crate::install::BUSYBOX`]) on the real node `zen-flow-real` (it tolerates the node's
+    /// taint and selects it); `backoffLimit: 0`, restart policy Never, as [`StepBuilder::new`].
+    pub fn real(name: &str, script: &str) -> Self {
+        use crate::install::{BUSYBOX, REAL_NODE, REAL_NODE_TAINT};
+        use k8s_openapi::api::core::v1::Toleration;
+        let mut real = Self::new(name, &FakePod::succeed());
+        // No kwok annotations: a real kubelet runs this pod.
+        if let Some(spec) = real.job.spec.as_mut() {
+            spec.template.metadata = None;
+        }
+        real.pod_spec(|pod| {
+            if let Some(main) = pod.containers.first_mut() {
+                main.image = Some(BUSYBOX.to_owned());
+                main.image_pull_policy = Some("IfNotPresent".to_owned());
+                main.command = Some(vec!["sh".to_owned(), "-c".to_owned()]);
+                main.args = Some(vec![script.to_owned()]);
+            }
+            pod.node_selector =
+                Some([("kubernetes.io/hostname".to_owned(), REAL_NODE.to_owned())].into());
+            pod.tolerations = Some(vec![Toleration {
+                key: Some(REAL_NODE_TAINT.to_owned()),
+                operator: Some("Exists".to_owned()),
+                effect: Some("NoSchedule".to_owned()),
+                ..Toleration::default()
+            }]);
+        })
+    }
+
     /// Depends on `steps` (added to any dependencies already set).
     pub fn after(mut self, steps: &[&str]) -> Self {
         self.step

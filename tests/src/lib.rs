@@ -20,6 +20,7 @@ pub mod agent;
 mod crd;
 mod fake;
 pub mod flows;
+pub mod install;
 pub mod jobs;
 pub mod load;
 mod namespace;

@@ -1,0 +1,178 @@
+//! zen-flow installed the way users install it: `deploy/install.yaml`, through the test overlay
+//! `tests/cluster/install` (which only adds what lets its pods onto the real node
+//! `zen-flow-real` that `tests/cluster/up.sh` starts), from the images
+//! `tests/cluster/import-images.sh` imports there.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::wait::{POLL, wait_for};
+use crate::workspace_root;
+
+/// The agent's namespace in `deploy/install.yaml`.
+pub const AGENT_NAMESPACE: &str = "zen-flow-system";
+/// The agent's Deployment, and the Lease its replicas elect a leader with.
+pub const AGENT: &str = "jobflow-agent";
+/// The label selector of the agent's pods.
+pub const AGENT_SELECTOR: &str = "app.kubernetes.io/name=jobflow-agent";
+/// The real node `tests/cluster/up.sh` registers.
+pub const REAL_NODE: &str = "zen-flow-real";
+/// The taint that keeps everything but our real workloads off the real node.
+pub const REAL_NODE_TAINT: &str = "zen-flow.test/real-node";
+/// The test image with busybox, as `deploy/images/build.sh` names it.
+pub const BUSYBOX: &str = "busybox:1.35.0";
+/// How long the agent's rollout may take on the real node (image already imported).
+pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What one command printed and how it exited.
+#[derive(Clone, Debug)]
+pub struct CommandRun {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl CommandRun {
+    /// Fails with the whole transcript unless the command exited 0.
+    pub fn ok(self, what: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            self.code == 0,
+            "{what} exited {}\n--- stdout\n{}--- stderr\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        Ok(self)
+    }
+}
+
+/// The folder of the control plane's binaries (kubectl among them), as `tests/cluster/paths.sh`
+/// computes it: that script is the one home of the rule.
+pub fn cluster_bin() -> anyhow::Result<PathBuf> {
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("source tests/cluster/versions.env && source tests/cluster/paths.sh && printf %s \"$CLUSTER_BIN\"")
+        .current_dir(workspace_root())
+        .output()
+        .context("running bash to read tests/cluster/paths.sh")?;
+    anyhow::ensure!(output.status.success(), "tests/cluster/paths.sh failed");
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    ))
+}
+
+/// Runs the control plane's `kubectl --kubeconfig <the tests' kubeconfig> args...` from the
+/// workspace root.
+pub async fn kubectl(args: &[&str]) -> anyhow::Result<CommandRun> {
+    let binary = cluster_bin()?.join("kubectl");
+    let output = tokio::process::Command::new(&binary)
+        .arg("--kubeconfig")
+        .arg(crate::kubeconfig_path())
+        .args(args)
+        .current_dir(workspace_root())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {}", binary.display()))?;
+    Ok(CommandRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// Applies the install (server-side, as the README says) and waits until the agent's
+/// Deployment is Available with every replica updated and ready, and a leader holds the Lease.
+/// Idempotent: applying it again changes nothing.
+pub async fn install(client: &Client) -> anyhow::Result<()> {
+    kubectl(&["apply", "--server-side", "-k", "tests/cluster/install"])
+        .await?
+        .ok("kubectl apply --server-side -k tests/cluster/install")?;
+    wait_until_available(client).await?;
+    wait_for_leader(client).await?;
+    Ok(())
+}
+
+/// Waits until the agent's Deployment has all its replicas updated, ready and available.
+pub async fn wait_until_available(client: &Client) -> anyhow::Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
+    let waited = wait_for(
+        "the agent's Deployment to be Available",
+        ROLLOUT_TIMEOUT,
+        POLL * 5,
+        || async {
+            let deployment = deployments.get(AGENT).await?;
+            let want = deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1);
+            let status = deployment.status.unwrap_or_default();
+            let current = deployment.metadata.generation == status.observed_generation;
+            Ok((current
+                && status.updated_replicas == Some(want)
+                && status.ready_replicas == Some(want)
+                && status.available_replicas == Some(want)
+                && status.replicas == Some(want))
+            .then_some(()))
+        },
+    )
+    .await;
+    if waited.is_err() {
+        let pods = kubectl(&["-n", AGENT_NAMESPACE, "get", "pods,events", "-o", "wide"]).await?;
+        eprintln!("{}{}", pods.stdout, pods.stderr);
+    }
+    waited
+}
+
+/// The agent's pods.
+pub async fn agent_pods(client: &Client) -> anyhow::Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
+    Ok(pods
+        .list(&ListParams::default().labels(AGENT_SELECTOR))
+        .await?
+        .items)
+}
+
+/// The agent pod holding the Lease (its identity is `<pod name>-<random>`), if one does.
+pub async fn leader(client: &Client) -> anyhow::Result<Option<String>> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
+    let Some(holder) = leases
+        .get_opt(AGENT)
+        .await?
+        .and_then(|lease| lease.spec?.holder_identity)
+    else {
+        return Ok(None);
+    };
+    Ok(agent_pods(client)
+        .await?
+        .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .map(ResourceExt::name_any)
+        .find(|pod| {
+            holder
+                .strip_prefix(pod.as_str())
+                .is_some_and(|rest| rest.starts_with('-'))
+        }))
+}
+
+/// Waits until one of the agent's pods holds the Lease, and returns its name.
+pub async fn wait_for_leader(client: &Client) -> anyhow::Result<String> {
+    wait_for(
+        "an agent pod to hold the Lease",
+        Duration::from_secs(60),
+        POLL * 5,
+        || leader(client),
+    )
+    .await
+}
