@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, clippy, the local control plane, the binaries, then every
-# test of the workspace (unit, integration and the cluster tests, which need the control plane).
+# The project's test command: formatting, clippy, the local control plane (with its real node), the
+# binaries and images, then every test of the workspace (unit, integration and the cluster tests,
+# which need the control plane), then zen-flow installed on the real node.
 #
 # The control plane is always stopped on exit, whatever happened (ZEN_FLOW_KEEP_CLUSTER=1 leaves
 # it running, e.g. to rerun one test with `cargo test`). On failure its logs are kept in
@@ -50,4 +51,10 @@ stage up bash tests/cluster/up.sh
 export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig
 # The agent tests run the real target/debug/jobflow-agent (tests/src/agent.rs): build it first.
 stage bins cargo build --workspace --bins
+# The agent's image and the busybox test image, imported into the real node's containerd (the
+# images test reads them; the real-node tests run them).
+stage images bash tests/cluster/import-images.sh
 stage test cargo test --workspace -- --test-threads="${ZEN_FLOW_TEST_THREADS:-4}"
+# zen-flow installed from deploy/install.yaml on the real node, after everything else: the
+# installed agent watches every namespace and would run the other tests' flows.
+stage real cargo test -p jobflow-tests --test real_node -- --test-threads=1

@@ -243,7 +243,9 @@ wait_for etcd "etcd healthy" curl -sf -o /dev/null --max-time 2 "http://127.0.0.
 
 # --- kube-apiserver. Without the real node the advertised address is loopback too, which the
 # endpoint reconciler would refuse to publish; nothing then reaches the API through the
-# `kubernetes` Service, so it is off. With it, see real_node_apiserver_args. ---
+# `kubernetes` Service, so it is off. With it, see real_node_apiserver_args. PodNodeSelector and
+# PodTolerationRestriction let a namespace send its pods to the real node (annotations
+# scheduler.alpha.kubernetes.io/node-selector and .../defaultTolerations; the demo does). ---
 if [ "$REAL_NODE" = 0 ]; then
   apiserver_net=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --endpoint-reconciler-type none)
 else
@@ -259,6 +261,7 @@ start kube-apiserver \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
   --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
   --authorization-mode Node,RBAC \
+  --enable-admission-plugins PodNodeSelector,PodTolerationRestriction \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
