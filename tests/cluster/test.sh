@@ -46,6 +46,8 @@ trap 'exit 143' TERM
 stage fmt cargo fmt --all -- --check
 # Lints need no control plane: a lint failure is reported before minutes of cluster start-up.
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
+# --all-targets leaves out test = false targets (tests/Cargo.toml's real_node).
+stage clippy-real cargo clippy -p jobflow-tests --test real_node -- -D warnings
 stage build bash tests/cluster/build.sh
 stage up bash tests/cluster/up.sh
 export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig

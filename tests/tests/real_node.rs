@@ -25,7 +25,7 @@ use jobflow_tests::{POLL, TestNamespace, client, run_in_namespace, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, ListParams};
-use kube::{Api, ResourceExt as _};
+use kube::{Api, ResourceExt};
 
 /// How long a flow of a few real containers may take (each pod starts in about a second).
 const FLOW_TIMEOUT: Duration = Duration::from_secs(120);
