@@ -148,11 +148,20 @@ async fn reopened_gate_ignores_the_handled_approval(
     );
     assert_eq!(phase(&seen), Some(FlowPhase::Paused));
     assert_eq!(handled(&seen, approve), Some("r1"));
-    let rejected = event_notes(events, "release", "ApprovalRejected").await?;
-    assert!(
-        rejected.iter().any(|note| note.contains("no-such-step")),
-        "{rejected:?}"
-    );
+    // The Event is published after the status write that acknowledged the request.
+    wait_for(
+        "an ApprovalRejected Event naming no-such-step",
+        TIMEOUT,
+        POLL,
+        || async {
+            let rejected = event_notes(events, "release", "ApprovalRejected").await?;
+            Ok(rejected
+                .iter()
+                .any(|note| note.contains("no-such-step"))
+                .then_some(()))
+        },
+    )
+    .await?;
     holds_for(
         "the gate waiting, with no second deploy Job",
         QUIET,
