@@ -25,6 +25,15 @@
 # Service; ZEN_FLOW_POD_CIDR (default 10.244.0.0/24) is the pods' network. Unset, a running control
 # plane is kept as it was started; set, a running one started otherwise is restarted.
 # ZEN_FLOW_UP_TIMEOUT (seconds, default 120) bounds each wait.
+#
+# Benchmark settings (bench/compare.sh; defaults unchanged when unset):
+#   ZEN_FLOW_AUDIT=1: kube-apiserver writes an audit log at Metadata level for every request
+#     (all verbs, RequestReceived stage omitted) to $CLUSTER_STATE/logs/audit.log, policy in
+#     $CLUSTER_STATE/audit-policy.yaml: who (user, userAgent) did what (verb, resource) is exact there.
+#   ZEN_FLOW_KCM_QPS / ZEN_FLOW_KCM_BURST: kube-controller-manager's --kube-api-qps/--kube-api-burst
+#     (its defaults 20/30 make its Job controller the bottleneck of any Job-heavy run);
+#   ZEN_FLOW_KCM_JOB_SYNCS: its --concurrent-job-syncs (default 5).
+#   The values used are written to $CLUSTER_STATE/bench.env.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -241,6 +250,30 @@ start etcd --name zen-flow --data-dir "$CLUSTER_STATE/etcd" \
   --unsafe-no-fsync --log-level warn
 wait_for etcd "etcd healthy" curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 
+# Optional audit log and controller-manager client limits (see the header).
+audit_args=()
+if [ "${ZEN_FLOW_AUDIT:-0}" = 1 ]; then
+  cat >"$CLUSTER_STATE/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+EOF
+  audit_args=(--audit-policy-file "$CLUSTER_STATE/audit-policy.yaml" --audit-log-path "$logs/audit.log"
+    --audit-log-maxsize 0 --audit-log-format json)
+fi
+kcm_args=()
+[ -z "${ZEN_FLOW_KCM_QPS:-}" ] || kcm_args+=(--kube-api-qps "$ZEN_FLOW_KCM_QPS")
+[ -z "${ZEN_FLOW_KCM_BURST:-}" ] || kcm_args+=(--kube-api-burst "$ZEN_FLOW_KCM_BURST")
+[ -z "${ZEN_FLOW_KCM_JOB_SYNCS:-}" ] || kcm_args+=(--concurrent-job-syncs "$ZEN_FLOW_KCM_JOB_SYNCS")
+cat >"$CLUSTER_STATE/bench.env" <<EOF
+AUDIT=${ZEN_FLOW_AUDIT:-0}
+KCM_QPS=${ZEN_FLOW_KCM_QPS:-20}
+KCM_BURST=${ZEN_FLOW_KCM_BURST:-30}
+KCM_JOB_SYNCS=${ZEN_FLOW_KCM_JOB_SYNCS:-5}
+EOF
+
 # --- kube-apiserver. Without the real node the advertised address is loopback too, which the
 # endpoint reconciler would refuse to publish; nothing then reaches the API through the
 # `kubernetes` Service, so it is off. With it, see real_node_apiserver_args. PodNodeSelector and
@@ -266,7 +299,7 @@ start kube-apiserver \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
   --allow-privileged=true --profiling=false \
-  --cert-dir "$CLUSTER_STATE/apiserver-certs"
+  --cert-dir "$CLUSTER_STATE/apiserver-certs" ${audit_args[@]+"${audit_args[@]}"}
 wait_for kube-apiserver "kube-apiserver ready" apiserver_ready
 
 # --- kube-controller-manager: every default controller (job, garbage collector, namespace,
@@ -279,7 +312,7 @@ start kube-controller-manager \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --use-service-account-credentials=true \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
-  --controllers '*' --leader-elect=false --profiling=false
+  --controllers '*' --leader-elect=false --profiling=false ${kcm_args[@]+"${kcm_args[@]}"}
 
 start kube-scheduler \
   --kubeconfig "$CLUSTER_STATE/scheduler.kubeconfig" \

@@ -16,6 +16,8 @@ use kube::{Api, Client, ResourceExt as _};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::argo;
+use super::engine::Engine;
 use crate::flows::{phase, ready_message, ready_reason};
 use crate::job_condition;
 
@@ -54,6 +56,8 @@ pub struct FlowSeen {
     /// Of those, how many only filled in `steps[].jobRef.uid` (a Job the agent had just
     /// created entering its cache).
     pub uid_only_changes: usize,
+    /// The size of its latest `.status` as JSON, in bytes.
+    pub status_bytes: usize,
 }
 
 /// Everything the watches saw so far.
@@ -65,8 +69,8 @@ pub struct Seen {
     pub flows: BTreeMap<String, FlowSeen>,
     /// Watch errors (each retried with backoff).
     pub errors: Vec<String>,
-    jobs_synced: bool,
-    flows_synced: bool,
+    pub(crate) jobs_synced: bool,
+    pub(crate) flows_synced: bool,
 }
 
 /// The two watches, running until dropped.
@@ -76,30 +80,26 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watching the agent's Jobs and every JobFlow in `namespace`, and waits until both
-    /// watches have listed (so later objects arrive as live events).
-    pub async fn start(client: &Client, namespace: &str) -> anyhow::Result<Self> {
+    /// Starts watching the step workloads and the flows of `engine` in every namespace of
+    /// `namespaces` (zen-flow: the agent's Jobs and the JobFlows; Argo: the Workflows' pods and
+    /// the Workflows), and waits until every watch has listed (so later objects arrive as live
+    /// events).
+    pub async fn start(
+        client: &Client,
+        namespaces: &[String],
+        engine: Engine,
+    ) -> anyhow::Result<Self> {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
-        let jobs = watcher::watcher(
-            Api::<Job>::namespaced(client.clone(), namespace),
-            watcher::Config::default().labels(&managed),
-        );
-        let flows = watcher::watcher(
-            Api::<JobFlow>::namespaced(client.clone(), namespace),
-            watcher::Config::default(),
-        );
-        let watches = Self {
-            tasks: vec![
-                tokio::spawn(follow(jobs, Arc::clone(&seen), record_job, |seen| {
-                    seen.jobs_synced = true;
-                })),
-                tokio::spawn(follow(flows, Arc::clone(&seen), record_flow, |seen| {
-                    seen.flows_synced = true;
-                })),
-            ],
-            seen,
-        };
+        let mut tasks = Vec::new();
+        for namespace in namespaces {
+            match engine {
+                Engine::ZenFlow => tasks.extend(zen_flow_watches(client, namespace, &seen)),
+                Engine::Argo => tasks.extend(argo::watches(client, namespace, &seen)),
+            }
+        }
+        let watches = Self { seen, tasks };
+        // Each watch marks its kind synced at its first InitDone: with several namespaces
+        // that is early by a little, so wait a moment more for the others.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             {
@@ -109,12 +109,15 @@ impl Watches {
                 }
                 if Instant::now() >= deadline {
                     anyhow::bail!(
-                        "the watches on namespace {namespace} did not list within 30s: {:?}",
+                        "the watches on {namespaces:?} did not list within 30s: {:?}",
                         seen.errors
                     );
                 }
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if namespaces.len() > 1 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         Ok(watches)
     }
@@ -133,13 +136,38 @@ impl Drop for Watches {
     }
 }
 
+/// The watches on the agent's Jobs and the JobFlows of `namespace`.
+fn zen_flow_watches(
+    client: &Client,
+    namespace: &str,
+    seen: &Arc<Mutex<Seen>>,
+) -> [JoinHandle<()>; 2] {
+    let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
+    let jobs = watcher::watcher(
+        Api::<Job>::namespaced(client.clone(), namespace),
+        watcher::Config::default().labels(&managed),
+    );
+    let flows = watcher::watcher(
+        Api::<JobFlow>::namespaced(client.clone(), namespace),
+        watcher::Config::default(),
+    );
+    [
+        tokio::spawn(follow(jobs, Arc::clone(seen), record_job, |seen| {
+            seen.jobs_synced = true;
+        })),
+        tokio::spawn(follow(flows, Arc::clone(seen), record_flow, |seen| {
+            seen.flows_synced = true;
+        })),
+    ]
+}
+
 fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
     seen.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Feeds every object of `stream` to `record` with its time of arrival, calls `synced` once
 /// the initial list is done, and retries errors with backoff.
-async fn follow<K>(
+pub(crate) async fn follow<K>(
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send,
     seen: Arc<Mutex<Seen>>,
     record: fn(&mut Seen, &K, Instant),
@@ -189,8 +217,14 @@ fn record_flow(seen: &mut Seen, flow: &JobFlow, now: Instant) {
             status: None,
             status_changes: 0,
             uid_only_changes: 0,
+            status_bytes: 0,
         });
     if flow.status != entry.status {
+        entry.status_bytes = flow
+            .status
+            .as_ref()
+            .and_then(|status| serde_json::to_vec(status).ok())
+            .map_or(0, |json| json.len());
         entry.status_changes += 1;
         if without_uids(flow.status.as_ref()) == without_uids(entry.status.as_ref()) {
             entry.uid_only_changes += 1;
@@ -242,6 +276,31 @@ fn parse_memory(status: &str) -> Option<Memory> {
         rss_kib: field("VmRSS")?,
         hwm_kib: field("VmHWM")?,
     })
+}
+
+/// The CPU time (user + system) process `pid` used so far, in seconds: `utime + stime` of
+/// `/proc/<pid>/stat`, in clock ticks of 1/100 s (`CLK_TCK` is 100 on Linux).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_cpu_ticks(&text)
+        .map(ticks_to_seconds)
+        .with_context(|| format!("no utime/stime in {path}"))
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command (which may hold spaces) in parentheses: state is field 3,
+    // utime 14 and stime 15, so 11 and 12 after the state.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[allow(clippy::cast_precision_loss, reason = "clock ticks are far below 2^52")]
+fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / 100.0
 }
 
 /// Samples a process's memory every `every` until dropped: the largest `VmRSS` seen and the
@@ -299,6 +358,9 @@ mod tests {
             })
         );
         assert_eq!(parse_memory("Name:\tx\n"), None);
+        let stat = "42 (jobflow agent) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
         let me = memory(std::process::id()).unwrap();
         assert!(me.hwm_kib >= me.rss_kib && me.rss_kib > 0);
     }

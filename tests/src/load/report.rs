@@ -20,6 +20,15 @@ pub struct Report {
     pub wall_seconds: f64,
     /// Flows finished per second of wall time.
     pub flows_per_second: f64,
+    /// Flows finished per minute of wall time.
+    pub flows_per_minute: f64,
+    /// Per flow: the flow seen -> its first step workload (Job, or Argo pod) seen.
+    pub time_to_first_job: Percentiles,
+    /// Per flow: the size of its last status seen, as JSON. The values are bytes, not the
+    /// milliseconds [`Percentiles`]' field names say.
+    pub status_bytes: Percentiles,
+    /// The controller processes measured (one agent, several shards, or Argo's controller).
+    pub processes: Vec<ProcessFigures>,
     /// How many flows were seen Succeeded.
     pub succeeded: usize,
     /// The flows not Succeeded at the end: `name: phase (reason: message)`.
@@ -68,6 +77,33 @@ pub struct Setup {
     pub load_before: String,
     /// `/proc/loadavg` after the run.
     pub load_after: String,
+    /// The named scenario, if one was given.
+    pub scenario: Option<super::scenario::Scenario>,
+    /// The engine driven.
+    pub engine: super::engine::Engine,
+    /// How the flows were created.
+    pub arrival: Option<super::scenario::Arrival>,
+    /// Every namespace of the run (one per agent shard).
+    pub namespaces: Vec<String>,
+    /// Wall clock (Unix seconds) when the first flow was created: the start of the audit window.
+    pub started_unix: f64,
+    /// Wall clock (Unix seconds) at the end of the settle time: the end of the audit window.
+    pub ended_unix: f64,
+}
+
+/// One controller process's resources over the run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcessFigures {
+    /// What it is (`jobflow-agent <namespace>`, `workflow-controller`).
+    pub name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// `VmRSS` before the first flow, KiB.
+    pub idle_rss_kib: u64,
+    /// The larger of `VmHWM` at the end and the largest sampled `VmRSS`, KiB.
+    pub peak_rss_kib: u64,
+    /// CPU seconds (user + system) used during the run, from `/proc/<pid>/stat`.
+    pub cpu_seconds: f64,
 }
 
 /// The agent's API writes.
@@ -255,6 +291,38 @@ pub fn latencies(seen: &Seen, flows: &[String], steps: usize) -> Latencies {
     }
 }
 
+/// Per flow of `flows`: from the flow seen to its first step workload seen.
+pub fn first_jobs(seen: &Seen, flows: &[String]) -> Percentiles {
+    let mut first: BTreeMap<&str, Instant> = BTreeMap::new();
+    for job in seen.jobs.values() {
+        first
+            .entry(job.flow.as_str())
+            .and_modify(|at| *at = (*at).min(job.added))
+            .or_insert(job.added);
+    }
+    Percentiles::of(
+        flows
+            .iter()
+            .filter_map(|flow| {
+                Some(millis(
+                    seen.flows.get(flow)?.added,
+                    *first.get(flow.as_str())?,
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// Per flow of `flows`: the size of its last status seen, in bytes.
+pub fn status_sizes(seen: &Seen, flows: &[String]) -> Percentiles {
+    Percentiles::of(
+        flows
+            .iter()
+            .filter_map(|flow| Some(to_f64(seen.flows.get(flow)?.status_bytes)))
+            .collect(),
+    )
+}
+
 /// Seconds as a float, for the report.
 pub fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
@@ -279,9 +347,32 @@ impl Report {
         let _ = writeln!(out, "  wall time            {:>10.2} s", self.wall_seconds);
         let _ = writeln!(
             out,
-            "  flows/s              {:>10.3}",
-            self.flows_per_second
+            "  flows/s              {:>10.3}  ({:.1} flows/min)",
+            self.flows_per_second, self.flows_per_minute
         );
+        let f = &self.time_to_first_job;
+        let _ = writeln!(
+            out,
+            "  time to first Job    p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} flows)",
+            f.p50_ms, f.p99_ms, f.max_ms, f.count
+        );
+        let b = &self.status_bytes;
+        let _ = writeln!(
+            out,
+            "  status bytes/flow    p50 {:.0}, max {:.0}",
+            b.p50_ms, b.max_ms
+        );
+        for p in &self.processes {
+            let _ = writeln!(
+                out,
+                "  process {} (pid {}): peak RSS {:.1} MiB, idle {:.1} MiB, CPU {:.2} s",
+                p.name,
+                p.pid,
+                kib_to_mib(p.peak_rss_kib),
+                kib_to_mib(p.idle_rss_kib),
+                p.cpu_seconds
+            );
+        }
         let _ = writeln!(
             out,
             "  succeeded            {:>10} / {}",
@@ -484,6 +575,7 @@ mod tests {
                 status: None,
                 status_changes: 0,
                 uid_only_changes: 0,
+                status_bytes: 10,
             },
         );
         // 3 steps: s00 and s01 roots, s02 joins both.
@@ -502,6 +594,9 @@ mod tests {
         assert!((l.flow_to_root_job.max_ms - 20.0).abs() < 1e-6);
         assert!((l.flow_duration.p50_ms - 5000.0).abs() < 1e-6);
         assert_eq!(l.missing_edges, 0);
+        let first = first_jobs(&seen, &["f".to_owned()]);
+        assert!((first.max_ms - 10.0).abs() < 1e-6);
+        assert!((status_sizes(&seen, &["f".to_owned()]).max_ms - 10.0).abs() < 1e-6);
         let none = latencies(&seen, &["g".to_owned()], 3);
         assert_eq!(none.missing_edges, 2);
     }
