@@ -69,7 +69,7 @@ async fn get_and_describe_show_what_the_cluster_holds() -> anyhow::Result<()> {
                 .unwrap_or_default();
             assert!(line.contains("Succeeded") && line.contains(&job), "{text}");
         }
-        assert!(text.contains("StepCreated"), "no Events shown:\n{text}");
+        assert!(text.contains("FlowStarted"), "no Events shown:\n{text}");
 
         let missing = kubectl_jobflow(ns.name(), &["describe", "nope"])
             .await?

@@ -72,10 +72,6 @@ pub const FLOW_PAUSED: &str = "FlowPaused";
 pub const STATUS_BUDGET_EXCEEDED: &str = "StatusBudgetExceeded";
 
 // Event reasons (besides the flow reasons above, which Events reuse).
-/// A step's Job was created.
-pub const STEP_CREATED: &str = "StepCreated";
-/// A step succeeded.
-pub const STEP_SUCCEEDED: &str = "StepSucceeded";
 /// A step failed for good.
 pub const STEP_FAILED: &str = "StepFailed";
 /// A step will be tried again.

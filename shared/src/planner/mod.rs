@@ -105,11 +105,19 @@ pub struct PeerFlow {
 }
 
 /// One Event to record on the flow.
+///
+/// Events are for what a person follows or acts on: each change of the flow's phase (started,
+/// waiting, suspended, paused, resumed, succeeded, failed) and each step transition that needs
+/// a look (failed, retried, timed out, skipped, stuck, waiting for approval, approved,
+/// rejected) and each request handled. A step that starts or succeeds is routine and has no
+/// Event: the status records it, the step's Job carries the Job controller's own Events, and
+/// the flow's `FlowSucceeded` counts the steps. A flow that succeeds thus costs two Events,
+/// whatever its size, where one per step start and end cost two per step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedEvent {
     /// Warning (true) or Normal.
     pub warning: bool,
-    /// A CamelCase reason, e.g. `StepCreated`.
+    /// A CamelCase reason, e.g. `StepFailed`.
     pub reason: &'static str,
     /// The step the event is about, if any. Events of different steps must stay apart: the
     /// agent's recorder merges events that share reason, action and object into one series.

@@ -168,17 +168,12 @@ impl Planning<'_> {
                 }
             }
         }
-        let name = self.status.steps[index].name.clone();
+        // No Event: a succeeded step is routine (see `PlannedEvent`).
         self.end_step(
             index,
             StepPhase::Succeeded,
             reasons::JOB_SUCCEEDED,
             format!("Job {job_name} succeeded"),
-        );
-        self.step_event(
-            &name,
-            reasons::STEP_SUCCEEDED,
-            format!("Step {name} succeeded (Job {job_name})"),
         );
     }
 
@@ -273,7 +268,7 @@ impl Planning<'_> {
             &name,
             reasons::STEP_RETRY,
             format!(
-                "Step {name} failed ({reason}); retry {} of {} in {}s",
+                "Step {name} failed ({reason}): {message}; retry {} of {} in {}s",
                 retries.saturating_add(1),
                 policy.limit,
                 wait.as_secs()

@@ -231,11 +231,7 @@ impl Planning<'_> {
                 step.next_attempt_time = None;
                 step.reason = None;
                 step.message = None;
-                self.step_event(
-                    &name,
-                    reasons::STEP_CREATED,
-                    format!("Step {name}: created Job {job_name} (attempt {attempt})"),
-                );
+                // No Event: a started step is routine (see `PlannedEvent`).
                 true
             }
             Err(error) => {
