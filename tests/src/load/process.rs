@@ -2,7 +2,8 @@
 //!
 //! [`crate::agent::AgentProcess`] always runs the debug build; a measurement wants the release
 //! one, so this starts the binary it is given with the same flags (one namespace, leader
-//! election off, JSON logs to a file, the admin port on a free loopback port).
+//! election off, JSON logs to a file, the admin port on a free loopback port, the admission
+//! webhook off unless an extra argument sets `--webhook-addr`).
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -48,7 +49,13 @@ impl Agent {
             .arg(kubeconfig)
             .args(["--namespace", namespace, "--leader-election=false"])
             .args(["--admin-addr", &admin.to_string()])
-            .args(["--log-format", "json", "--log-level", "info"])
+            .args(["--log-format", "json", "--log-level", "info"]);
+        // The admission webhook is off unless asked for: shards and other engineers' agents
+        // would fight over its port, and the load runs measure the controller.
+        if !extra.iter().any(|arg| arg.starts_with("--webhook-addr")) {
+            command.arg("--webhook-addr=");
+        }
+        command
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log)
