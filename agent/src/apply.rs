@@ -1,5 +1,7 @@
-//! Carrying a plan out, in order: resource templates, new Jobs, Job deletions, then at most one
-//! write of the flow itself (its status, or its deletion), then Events.
+//! Carrying a plan out, in order: resource templates, new Jobs (created side by side), Job
+//! deletions, then at most one write of the flow itself (its status, or its deletion), then
+//! Events, in the background: a reconcile does not wait for them, so the next flow's Jobs do not
+//! either.
 //!
 //! Objects are created, never applied over: a create cannot take over an object of the same name
 //! that another flow or a user owns. An object that exists already is this flow's only if its
@@ -13,6 +15,7 @@
 //! reconcile fails with [`Error::ConfirmLeadership`].
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -50,7 +53,7 @@ pub struct Carried {
 /// status: the status would claim what did not happen. Events follow the status write, so a
 /// failed write does not publish them twice.
 pub async fn carry_out(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     flow: &JobFlow,
     namespace: &str,
     plan: &Plan,
@@ -66,8 +69,16 @@ pub async fn carry_out(
     let mut status = Cow::Borrowed(&plan.status);
     let mut carried = Carried::default();
     let mut failed = None;
-    for job in &plan.create_jobs {
-        match create_job(ctx, flow, namespace, job).await {
+    // Side by side: the Jobs of one plan are independent (a flow's roots, a fan-out), and a
+    // burst of new flows waits for each reconcile's slowest create, not for their sum.
+    let created = futures::future::join_all(
+        plan.create_jobs
+            .iter()
+            .map(|job| create_job(ctx, flow, namespace, job)),
+    )
+    .await;
+    for result in created {
+        match result {
             Ok(Created::Ours(created)) => {
                 record_uid(&mut status, &created);
                 let mut stripped = created;
@@ -95,9 +106,7 @@ pub async fn carry_out(
             patch_status(ctx, flow, namespace, &status).await?;
         }
     }
-    for event in &plan.events {
-        publish(ctx, flow, event).await;
-    }
+    publish(ctx, flow, &plan.events);
     failed.map_or(Ok(carried), Err)
 }
 
@@ -360,15 +369,29 @@ async fn delete_job(ctx: &Context, namespace: &str, deletion: &JobDeletion) -> R
     }
 }
 
-/// Publishes one Event on the flow. A failure is logged, not returned: Events are for people and
-/// must not hold back the status.
-async fn publish(ctx: &Context, flow: &JobFlow, planned: &PlannedEvent) {
-    if begin_write(ctx, Operation::CreateEvent, Res::Events).is_err() {
+/// Publishes the plan's Events on the flow, in order, from a task of their own: Events are for
+/// people and hold back neither the status nor the next reconcile. Each is stamped now and asks
+/// the leadership guard right before its create; a failure is logged, not retried. Events still
+/// being sent when the agent exits are lost.
+fn publish(ctx: &Arc<Context>, flow: &JobFlow, planned: &[PlannedEvent]) {
+    if planned.is_empty() {
         return;
     }
-    if let Err(error) = ctx.events.publish(flow, planned).await {
-        tracing::warn!(reason = planned.reason, error = %chain(&error), "publishing an Event failed");
-    }
+    let events: Vec<_> = planned
+        .iter()
+        .map(|event| (event.reason, ctx.events.event(flow, event)))
+        .collect();
+    let ctx = Arc::clone(ctx);
+    tokio::spawn(async move {
+        for (reason, event) in events {
+            if begin_write(&ctx, Operation::CreateEvent, Res::Events).is_err() {
+                return;
+            }
+            if let Err(error) = within(ctx.events.create(&event)).await {
+                tracing::warn!(reason, error = %chain(&error), "publishing an Event failed");
+            }
+        }
+    });
 }
 
 /// The one write of the status: server-side apply of the whole status, as its only manager.

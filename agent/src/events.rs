@@ -1,4 +1,5 @@
-//! Events on flows, one `events.k8s.io/v1` Event per planned event.
+//! Events on flows, one `events.k8s.io/v1` Event per planned event (which the planner keeps to
+//! what people act on, see [`PlannedEvent`]); `apply` sends them from a background task.
 //!
 //! The planner emits an event only when something happens (a step starts, fails, is retried),
 //! so each is created as it is. kube-runtime's `Recorder` would fold events that share reason,
@@ -71,18 +72,22 @@ impl EventPublisher {
             .map(drop)
     }
 
-    /// Creates the Event for `planned` on `flow`.
-    pub async fn publish(&self, flow: &JobFlow, planned: &PlannedEvent) -> Result<(), kube::Error> {
-        let namespace = flow.namespace().unwrap_or_default();
-        let event = event_for(
+    /// The Event for `planned` on `flow`, stamped now.
+    pub fn event(&self, flow: &JobFlow, planned: &PlannedEvent) -> Event {
+        event_for(
             flow,
             planned,
             &self.controller,
             &self.instance,
             Timestamp::now(),
-        );
-        Api::<Event>::namespaced(self.client.clone(), &namespace)
-            .create(&PostParams::default(), &event)
+        )
+    }
+
+    /// Creates `event` (made by [`Self::event`]) in its namespace.
+    pub async fn create(&self, event: &Event) -> Result<(), kube::Error> {
+        let namespace = event.metadata.namespace.as_deref().unwrap_or("default");
+        Api::<Event>::namespaced(self.client.clone(), namespace)
+            .create(&PostParams::default(), event)
             .await
             .map(drop)
     }

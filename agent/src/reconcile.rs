@@ -37,7 +37,7 @@ pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, 
     result
 }
 
-async fn run(flow: &JobFlow, ctx: &Context) -> Result<Action, Error> {
+async fn run(flow: &JobFlow, ctx: &Arc<Context>) -> Result<Action, Error> {
     let namespace = flow.namespace().ok_or(Error::ReadNamespace)?;
     let _turn = match observe::concurrency_key(flow) {
         Some(key) => Some(ctx.key_locks.lock(&namespace, key).await),
