@@ -4,12 +4,10 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::metadata::{check_annotations, check_labels};
 use super::problems::Problems;
-use crate::unmodeled::unmodeled_fields;
 
 /// Checks `template` (found at `path`) is a batch/v1 Job that can run; the typed Job when it
 /// reads as one.
@@ -29,12 +27,17 @@ pub(super) fn check_job_template(
     // Only a template that fails is copied and read again to find the failing field's path.
     let fits =
         |field: &str, expected: &str| fields.get(field).is_none_or(|given| given == expected);
+    // The fields the typed Job drops are noted while it is read, not found afterwards by
+    // writing the Job back to JSON and comparing.
+    let mut unmodeled = Vec::new();
     if fits("kind", "Job")
         && fits("apiVersion", "batch/v1")
-        && let Ok(job) = Job::deserialize(template)
+        && let Ok(job) = serde_ignored::deserialize(template, |field| {
+            unmodeled.push(segments(&field));
+        })
     {
         check_job(&job, path, problems);
-        warn_unmodeled(template, &job, path, problems);
+        warn_unmodeled(template, &unmodeled, path, problems);
         return Some(job);
     }
     let mut fields = fields.clone();
@@ -71,19 +74,70 @@ pub(super) fn check_job_template(
     }
 }
 
-/// Warns about each field of `template` that the typed `job` read from it dropped.
-fn warn_unmodeled(template: &Value, job: &Job, path: &str, problems: &mut Problems) {
-    let Ok(modeled) = serde_json::to_value(job) else {
-        return;
-    };
-    for field in unmodeled_fields(template, &modeled) {
+/// Warns about each field of `template` that the typed Job read from it dropped, at the
+/// `fields` found while reading it. Null values are left out: dropping them loses nothing.
+fn warn_unmodeled(template: &Value, fields: &[Vec<Segment>], path: &str, problems: &mut Problems) {
+    for field in fields {
+        if value_at(template, field).is_none_or(Value::is_null) {
+            continue;
+        }
         problems.warn(
-            format!("{path}{}", field.dotted_path()),
+            format!("{path}{}", dotted(field)),
             "is not a field of a batch/v1 Job in Kubernetes 1.33, the oldest version zen-flow supports; \
              it is passed on as written: if it is a typo the API server refuses the Job, so fix the \
              spelling; if it is a newer field, run the flow only on clusters that know it",
         );
     }
+}
+
+/// One step from a template's root to a field the typed Job dropped.
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// The steps from the root to `field`, as JSON keys and array positions.
+fn segments(field: &serde_ignored::Path<'_>) -> Vec<Segment> {
+    let mut found = Vec::new();
+    let mut at = field;
+    loop {
+        match at {
+            serde_ignored::Path::Root => break,
+            serde_ignored::Path::Seq { parent, index } => {
+                found.push(Segment::Index(*index));
+                at = parent;
+            }
+            serde_ignored::Path::Map { parent, key } => {
+                found.push(Segment::Key(key.clone()));
+                at = parent;
+            }
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => at = parent,
+        }
+    }
+    found.reverse();
+    found
+}
+
+fn value_at<'v>(template: &'v Value, field: &[Segment]) -> Option<&'v Value> {
+    field
+        .iter()
+        .try_fold(template, |node, segment| match segment {
+            Segment::Key(key) => node.get(key.as_str()),
+            Segment::Index(index) => node.get(*index),
+        })
+}
+
+/// The path as JSON names, e.g. `.spec.template.spec.containers[0].imagePullPolcy`.
+fn dotted(field: &[Segment]) -> String {
+    field
+        .iter()
+        .map(|segment| match segment {
+            Segment::Key(key) => format!(".{key}"),
+            Segment::Index(index) => format!("[{index}]"),
+        })
+        .collect()
 }
 
 fn check_type_field(

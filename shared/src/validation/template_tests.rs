@@ -225,3 +225,45 @@ fn unknown_template_fields_are_warnings_with_their_path() {
             .all(|warning| warning.kind == ProblemKind::Warning)
     );
 }
+
+/// The unknown fields validation warns about are those the planner keeps aside
+/// (`unmodeled_fields`: the template against the typed Job written back), in the same order:
+/// unknown keys at every depth, inside array elements, null ones left out.
+#[test]
+fn unknown_fields_are_those_the_typed_job_drops() {
+    use k8s_openapi::api::batch::v1::Job;
+
+    let mut step = job("a", &[]);
+    let template = step.template.as_mut().unwrap();
+    template["zzTop"] = json!({"nested": 1});
+    template["metadata"] = json!({"labels": {"a": "b"}, "nope": [1], "gone": null});
+    template["spec"]["backoffLimitPerIndex"] = json!(1);
+    template["spec"]["aNewField"] = json!(null);
+    template["spec"]["anotherNewField"] = json!("x");
+    let pod = &mut template["spec"]["template"]["spec"];
+    pod["containers"][0]["env"] = json!([{"name": "X", "value": "1", "typo": true}]);
+    pod["containers"][0]["resources"] = json!({"limits": {"cpu": "1"}, "claimz": []});
+    pod["volumes"] = json!([{"name": "v", "emptyDir": {}, "image2": {"reference": "r"}}]);
+    let expected: Vec<String> = {
+        let template = step.template.as_ref().unwrap();
+        let typed: Job = serde_json::from_value(template.clone()).unwrap();
+        crate::unmodeled::unmodeled_fields(template, &serde_json::to_value(&typed).unwrap())
+            .iter()
+            .map(|field| format!("spec.steps[0].template{}", field.dotted_path()))
+            .collect()
+    };
+    let report = report(&flow(vec![step], vec![]));
+    let warned: Vec<&str> = report
+        .warnings
+        .iter()
+        .filter(|warning| warning.message.starts_with("is not a field"))
+        .map(|warning| warning.path.as_str())
+        .collect();
+    assert_eq!(warned, expected);
+    assert_eq!(warned.len(), 6, "{warned:#?}");
+    assert!(
+        warned
+            .iter()
+            .all(|path| !path.ends_with("gone") && !path.ends_with("aNewField"))
+    );
+}
