@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
+use crate::plugin::CommandRun;
 use crate::wait::{POLL, wait_for};
 use crate::workspace_root;
 
@@ -30,31 +31,6 @@ pub const REAL_NODE_TAINT: &str = "zen-flow.test/real-node";
 pub const BUSYBOX: &str = "busybox:1.35.0";
 /// How long the agent's rollout may take on the real node (image already imported).
 pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// What one command printed and how it exited.
-#[derive(Clone, Debug)]
-pub struct CommandRun {
-    /// The exit code (-1 when killed by a signal).
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl CommandRun {
-    /// Fails with the whole transcript unless the command exited 0.
-    pub fn ok(self, what: &str) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            self.code == 0,
-            "{what} exited {}\n--- stdout\n{}--- stderr\n{}",
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        Ok(self)
-    }
-}
 
 /// The folder of the control plane's binaries (kubectl among them), as `tests/cluster/paths.sh`
 /// computes it: that script is the one home of the rule.
@@ -84,11 +60,7 @@ pub async fn kubectl(args: &[&str]) -> anyhow::Result<CommandRun> {
         .output()
         .await
         .with_context(|| format!("running {}", binary.display()))?;
-    Ok(CommandRun {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    Ok(CommandRun::new(&binary, &output))
 }
 
 /// Applies the install (server-side, as the README says) and waits until the agent's
@@ -97,7 +69,7 @@ pub async fn kubectl(args: &[&str]) -> anyhow::Result<CommandRun> {
 pub async fn install(client: &Client) -> anyhow::Result<()> {
     kubectl(&["apply", "--server-side", "-k", "tests/cluster/install"])
         .await?
-        .ok("kubectl apply --server-side -k tests/cluster/install")?;
+        .expect_code(0)?;
     wait_until_available(client).await?;
     wait_for_leader(client).await?;
     Ok(())

@@ -6,9 +6,11 @@ use anyhow::Context as _;
 
 use crate::kubeconfig_path;
 
-/// What one run of the plugin printed and how it exited.
+/// What one run of a command (the plugin, kubectl) printed and how it exited.
 #[derive(Clone, Debug)]
-pub struct PluginRun {
+pub struct CommandRun {
+    /// The program's file name, for messages.
+    pub program: String,
     /// The exit code (-1 when killed by a signal).
     pub code: i32,
     /// Standard output.
@@ -17,12 +19,26 @@ pub struct PluginRun {
     pub stderr: String,
 }
 
-impl PluginRun {
+impl CommandRun {
+    /// The run of `program` that produced `output`.
+    pub fn new(program: &std::path::Path, output: &std::process::Output) -> Self {
+        Self {
+            program: program.file_name().map_or_else(
+                || program.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            ),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Fails with the whole transcript unless the exit code is `code`.
     pub fn expect_code(self, code: i32) -> anyhow::Result<Self> {
         anyhow::ensure!(
             self.code == code,
-            "kubectl-jobflow exited {} (wanted {code})\n--- stdout\n{}--- stderr\n{}",
+            "{} exited {} (wanted {code})\n--- stdout\n{}--- stderr\n{}",
+            self.program,
             self.code,
             self.stdout,
             self.stderr
@@ -58,7 +74,7 @@ pub fn spawn_kubectl_jobflow(
 
 /// Runs `kubectl-jobflow --kubeconfig <the tests' kubeconfig> -n <namespace> args...`
 /// without colour.
-pub async fn kubectl_jobflow(namespace: &str, args: &[&str]) -> anyhow::Result<PluginRun> {
+pub async fn kubectl_jobflow(namespace: &str, args: &[&str]) -> anyhow::Result<CommandRun> {
     let binary = plugin_binary();
     anyhow::ensure!(
         binary.exists(),
@@ -75,9 +91,5 @@ pub async fn kubectl_jobflow(namespace: &str, args: &[&str]) -> anyhow::Result<P
         .output()
         .await
         .with_context(|| format!("running {}", binary.display()))?;
-    Ok(PluginRun {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    Ok(CommandRun::new(&binary, &output))
 }
