@@ -72,30 +72,63 @@ impl Dag {
         let index_by_name = index_names(&steps)?;
         let dependencies = resolve_dependencies(&steps, &index_by_name, regular_count)?;
         let dependents = invert(&dependencies);
-        let names: Vec<String> = steps.iter().map(|step| step.name.clone()).collect();
         let topological_order = stable_topological_order(&dependencies, &dependents);
-        if topological_order.len() < names.len() {
+        if topological_order.len() < steps.len() {
             let cycle = find_cycles(&dependencies)
                 .into_iter()
                 .next()
                 .unwrap_or_default();
             return Err(BuildDagError::Cycle {
-                path: cycle.iter().map(|&index| names[index].clone()).collect(),
+                path: cycle
+                    .iter()
+                    .map(|&index| steps[index].name.clone())
+                    .collect(),
             });
         }
+        Ok(Self::assemble(
+            &steps,
+            index_by_name,
+            regular_count,
+            Ordered {
+                dependencies,
+                dependents,
+                topological_order,
+            },
+        ))
+    }
+
+    /// The graph of `spec` from edges validation already resolved and ordered (it proved the
+    /// names unique, the dependencies known and the graph acyclic), without resolving them again.
+    pub(crate) fn from_ordered(spec: &JobFlowSpec, ordered: Ordered) -> Self {
+        let steps: Vec<&Step> = spec.steps.iter().chain(&spec.finally).collect();
+        let index_by_name = steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| (step.name.clone(), index))
+            .collect();
+        Self::assemble(&steps, index_by_name, spec.steps.len(), ordered)
+    }
+
+    fn assemble(
+        steps: &[&Step],
+        index_by_name: HashMap<String, usize>,
+        regular_count: usize,
+        ordered: Ordered,
+    ) -> Self {
+        let names: Vec<String> = steps.iter().map(|step| step.name.clone()).collect();
         let mut topological_rank = vec![0; names.len()];
-        for (rank, &index) in topological_order.iter().enumerate() {
+        for (rank, &index) in ordered.topological_order.iter().enumerate() {
             topological_rank[index] = rank;
         }
-        Ok(Self {
+        Self {
             names,
             index_by_name,
             regular_count,
-            dependencies,
-            dependents,
-            topological_order,
+            dependencies: ordered.dependencies,
+            dependents: ordered.dependents,
+            topological_order: ordered.topological_order,
             topological_rank,
-        })
+        }
     }
 
     /// The number of steps, finally steps included.
@@ -210,6 +243,36 @@ fn resolve_dependencies(
         all.push(resolved);
     }
     Ok(all)
+}
+
+/// A step graph's edges both ways and its order, as validation resolves them.
+#[derive(Debug, Default)]
+pub(crate) struct Ordered {
+    /// `dependencies[i]`: the steps step `i` depends on, in listed order, without repeats.
+    pub(crate) dependencies: Vec<Vec<usize>>,
+    /// `dependents[i]`: the steps that depend on step `i`, by ascending index.
+    pub(crate) dependents: Vec<Vec<usize>>,
+    /// Every step on no cycle, each after its dependencies (see [`Dag::topological_order`]);
+    /// shorter than the graph when there is a cycle.
+    pub(crate) topological_order: Vec<usize>,
+}
+
+impl Ordered {
+    /// Orders the graph of `dependencies` (each index below `dependencies.len()`).
+    pub(crate) fn new(dependencies: Vec<Vec<usize>>) -> Self {
+        let dependents = invert(&dependencies);
+        let topological_order = stable_topological_order(&dependencies, &dependents);
+        Self {
+            dependencies,
+            dependents,
+            topological_order,
+        }
+    }
+
+    /// True when some steps depend on each other in a circle.
+    pub(crate) fn has_cycle(&self) -> bool {
+        self.topological_order.len() < self.dependencies.len()
+    }
 }
 
 /// For each step, the steps that list it in their dependencies, by ascending index.

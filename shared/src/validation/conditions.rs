@@ -9,19 +9,25 @@ use super::graph::unknown_step_message;
 use super::problems::Problems;
 use crate::when::When;
 
-/// Checks every step's `when`.
+/// Checks every step's `when`; returns each step's parsed `when` (None for a step without one
+/// or whose `when` does not parse).
 pub(super) fn check_conditions(
     steps: &[LocatedStep<'_>],
     index_by_name: &HashMap<&str, usize>,
     problems: &mut Problems,
-) {
+) -> Vec<Option<When>> {
+    let mut whens = Vec::with_capacity(steps.len());
     for located in steps {
         let Some(source) = &located.step.when else {
+            whens.push(None);
             continue;
         };
         let path = format!("{}.when", located.path);
         match When::parse(source) {
-            Err(error) => problems.invalid(path, error.to_string()),
+            Err(error) => {
+                problems.invalid(path, error.to_string());
+                whens.push(None);
+            }
             Ok(when) => {
                 for name in when.referenced_steps() {
                     let Some(&index) = index_by_name.get(name.as_str()) else {
@@ -41,9 +47,11 @@ pub(super) fn check_conditions(
                         );
                     }
                 }
+                whens.push(Some(when));
             }
         }
     }
+    whens
 }
 
 /// Whether `other` has ended whenever `located` is ready: it is upstream of `located`, or a

@@ -6,15 +6,15 @@ use std::collections::hash_map::Entry;
 use super::LocatedStep;
 use super::names::{closest, step_name_problem};
 use super::problems::Problems;
-use crate::dag::find_cycles;
+use crate::dag::{Ordered, find_cycles};
 
 /// Checks that names are valid and unique, that dependencies name other steps a step may wait
 /// for, and that no steps wait for each other in a circle. Returns the index of the first step
-/// with each name.
+/// with each name, and the good dependencies ordered (the DAG of a valid flow).
 pub(super) fn check_graph<'a>(
     steps: &[LocatedStep<'a>],
     problems: &mut Problems,
-) -> HashMap<&'a str, usize> {
+) -> (HashMap<&'a str, usize>, Ordered) {
     let index_by_name = check_names(steps, problems);
     let mut edges: Vec<Vec<usize>> = Vec::with_capacity(steps.len());
     for (index, located) in steps.iter().enumerate() {
@@ -26,7 +26,15 @@ pub(super) fn check_graph<'a>(
             problems,
         ));
     }
-    for cycle in find_cycles(&edges) {
+    let ordered = Ordered::new(edges);
+    // Most flows have no cycle, which ordering them already shows: only a flow whose order
+    // leaves steps out is searched for its cycles.
+    let cycles = if ordered.has_cycle() {
+        find_cycles(&ordered.dependencies)
+    } else {
+        Vec::new()
+    };
+    for cycle in cycles {
         let Some(&start) = cycle.first() else {
             continue;
         };
@@ -42,7 +50,7 @@ pub(super) fn check_graph<'a>(
             ),
         );
     }
-    index_by_name
+    (index_by_name, ordered)
 }
 
 /// The index of the first step with each name; reports bad and repeated names.

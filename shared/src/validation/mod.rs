@@ -28,6 +28,8 @@ pub use duration::{ParseDurationError, parse_duration};
 pub use problems::{FieldProblem, ProblemKind, ValidationErrors, ValidationReport};
 
 use crate::api::{JobFlow, JobFlowSpec, Step};
+use crate::dag::Ordered;
+use crate::when::When;
 use problems::Problems;
 
 /// Checks a flow and returns every problem found.
@@ -40,6 +42,21 @@ pub fn report(flow: &JobFlow) -> ValidationReport {
     let mut problems = Problems::default();
     check_spec(&flow.spec, &mut problems);
     problems.into_report()
+}
+
+/// What checking a valid flow resolved on the way, for the planner to keep rather than
+/// resolve again: its step graph ordered, and each step's parsed `when`, by DAG index.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) ordered: Ordered,
+    pub(crate) whens: Vec<Option<When>>,
+}
+
+/// [`validate`], keeping what the checks resolved.
+pub(crate) fn check(flow: &JobFlow) -> Result<Checked, ValidationErrors> {
+    let mut problems = Problems::default();
+    let checked = check_spec(&flow.spec, &mut problems);
+    problems.into_report().into_result().map(|()| checked)
 }
 
 /// Checks an update: once `old` has started (`status.startTime` is set) its spec may change
@@ -67,7 +84,7 @@ struct LocatedStep<'a> {
     finally: bool,
 }
 
-fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
+fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) -> Checked {
     if spec.steps.is_empty() {
         problems.invalid(
             "spec.steps",
@@ -75,8 +92,8 @@ fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
         );
     }
     let steps = locate_steps(spec);
-    let index_by_name = graph::check_graph(&steps, problems);
-    conditions::check_conditions(&steps, &index_by_name, problems);
+    let (index_by_name, ordered) = graph::check_graph(&steps, problems);
+    let whens = conditions::check_conditions(&steps, &index_by_name, problems);
     references::check_references(&steps, &index_by_name, problems);
     for located in &steps {
         step::check_step(located, problems);
@@ -84,6 +101,7 @@ fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) {
     execution_policy::check_execution_policy(&spec.execution_policy, problems);
     pod_failure::check_pod_failure_policies(spec, &steps, problems);
     resources::check_resource_templates(spec.resource_templates.as_ref(), problems);
+    Checked { ordered, whens }
 }
 
 /// The regular steps then the finally steps, in DAG index order.
