@@ -9,8 +9,6 @@ use std::sync::Arc;
 use futures::StreamExt;
 use jobflow::api::JobFlow;
 use jobflow::labels;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::serde::de::DeserializeOwned;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -20,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::applied::AppliedJobs;
+use crate::cached::{self, CachedJob, CachedPod};
 use crate::error::chain;
 use crate::flow_state::FlowStates;
 use crate::strip;
@@ -33,11 +32,12 @@ pub struct Caches {
     pub namespace: Option<String>,
     /// `JobFlows`.
     pub flows: Store<JobFlow>,
-    /// Jobs labelled `workflow.kube-zen.io/managed-by=jobflow-agent`.
-    pub jobs: Store<Job>,
+    /// Jobs labelled `workflow.kube-zen.io/managed-by=jobflow-agent` (metadata and status).
+    pub jobs: Store<CachedJob>,
     /// Pods with the same label: succeeded ones for their termination messages, failed ones
-    /// for how their containers failed, the others to tell why one is stuck.
-    pub pods: Store<Pod>,
+    /// for how their containers failed, the others to tell why one is stuck (metadata and
+    /// status).
+    pub pods: Store<CachedPod>,
     /// The controller's trigger channel.
     pub triggers: Triggers,
     /// Per-flow state: compiled spec, reconcile failures, refused writes.
@@ -53,8 +53,8 @@ pub struct Caches {
 /// The writers of one scope's caches.
 pub struct Writers {
     flows: reflector::store::Writer<JobFlow>,
-    jobs: reflector::store::Writer<Job>,
-    pods: reflector::store::Writer<Pod>,
+    jobs: reflector::store::Writer<CachedJob>,
+    pods: reflector::store::Writer<CachedPod>,
 }
 
 /// The reflector's writer went away before the first list finished.
@@ -69,8 +69,8 @@ impl Caches {
     /// Empty caches for one scope, and the writers that fill them (see [`Caches::start`]).
     pub fn new(namespace: Option<String>) -> (Arc<Self>, Writers) {
         let (flows, flow_writer) = reflector::store::<JobFlow>();
-        let (jobs, job_writer) = reflector::store::<Job>();
-        let (pods, pod_writer) = reflector::store::<Pod>();
+        let (jobs, job_writer) = reflector::store::<CachedJob>();
+        let (pods, pod_writer) = reflector::store::<CachedPod>();
         let caches = Arc::new(Self {
             namespace,
             flows,
@@ -100,14 +100,15 @@ impl Caches {
         // nothing: the controller would never reconcile it, and the trigger would stay pending.
         let on_job = {
             let caches = Arc::clone(self);
-            move |_: &Store<Job>, _: Option<Arc<Job>>, event: &Event<Job>| {
+            move |_: &Store<CachedJob>, _: Option<Arc<CachedJob>>, event: &Event<CachedJob>| {
                 caches.send_existing(triggers::for_job(event));
             }
         };
         let on_pod = {
             let caches = Arc::clone(self);
-            move |_: &Store<Pod>, old: Option<Arc<Pod>>, event: &Event<Pod>| {
-                caches.send_existing(triggers::for_pod(old.as_deref(), event));
+            move |_: &Store<CachedPod>, old: Option<Arc<CachedPod>>, event: &Event<CachedPod>| {
+                let old = old.map(|pod| pod.pod());
+                caches.send_existing(triggers::for_pod(old.as_ref(), &cached::pod_event(event)));
             }
         };
         let all = watcher::Config::default().any_semantic();
@@ -123,7 +124,7 @@ impl Caches {
             tokio::spawn(reflect(
                 api(client, ns),
                 all.clone().labels(&managed),
-                strip::job,
+                strip::cached_job,
                 writers.jobs,
                 on_job,
             )),

@@ -9,6 +9,7 @@ use jobflow::labels;
 use jobflow::planner::{Observed, PeerFlow, PodTrouble, pod_failure, pod_trouble};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// What the planner sees of `flow`, from cache contents: its Jobs, their succeeded pods'
 /// termination messages, why their pods are stuck or how they failed, and its concurrency
@@ -38,13 +39,17 @@ pub fn observed<'a>(
 /// reference carries its UID (so a flow re-created under the same name never adopts the Jobs
 /// of its predecessor).
 pub fn is_flow_job(flow: &JobFlow, job: &Job) -> bool {
+    is_flow_object(flow, &job.metadata)
+}
+
+/// Whether the object with metadata `meta` is one of `flow`'s, by the rule of [`is_flow_job`].
+pub fn is_flow_object(flow: &JobFlow, meta: &ObjectMeta) -> bool {
     let (Some(name), Some(uid)) = (&flow.metadata.name, &flow.metadata.uid) else {
         return false;
     };
-    job.metadata.namespace == flow.metadata.namespace
-        && label(job.metadata.labels.as_ref(), labels::FLOW) == Some(name.as_str())
-        && job
-            .metadata
+    meta.namespace == flow.metadata.namespace
+        && label(meta.labels.as_ref(), labels::FLOW) == Some(name.as_str())
+        && meta
             .owner_references
             .iter()
             .flatten()

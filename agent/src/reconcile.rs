@@ -67,7 +67,10 @@ fn flow_jobs(flow: &JobFlow, ctx: &Context) -> (Vec<Arc<Job>>, Option<Instant>) 
     let cached = ctx
         .caches
         .jobs
-        .state_filter(|job| observe::is_flow_job(flow, job));
+        .state_filter(|job| observe::is_flow_object(flow, &job.metadata))
+        .iter()
+        .map(|job| Arc::new(job.job()))
+        .collect();
     ctx.caches.applied.with_unseen(
         cached,
         |job| observe::is_flow_job(flow, job),
@@ -81,10 +84,16 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str, jobs: &[Arc<Job>]) -> Pl
     let started = Instant::now();
     let compiled = ctx.caches.flow_states.compiled(flow);
     let name = flow.name_any();
-    let pods = ctx.caches.pods.state_filter(|pod| {
-        pod.metadata.namespace.as_deref() == Some(namespace)
-            && pod.labels().get(labels::FLOW) == Some(&name)
-    });
+    let pods: Vec<_> = ctx
+        .caches
+        .pods
+        .state_filter(|pod| {
+            pod.metadata.namespace.as_deref() == Some(namespace)
+                && pod.labels().get(labels::FLOW) == Some(&name)
+        })
+        .iter()
+        .map(|pod| Arc::new(pod.pod()))
+        .collect();
     let flows = match observe::concurrency_key(flow) {
         // Peers as this agent last wrote them, even before the watch delivers those writes.
         Some(_) => ctx

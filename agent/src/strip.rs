@@ -2,12 +2,14 @@
 //! cluster with many Jobs and pods costs little memory.
 
 use jobflow::api::JobFlow;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
-    PodCondition, PodStatus, PodTemplateSpec,
+    ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodCondition,
+    PodStatus, PodTemplateSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::cached::{CachedJob, CachedPod};
 
 /// The annotation `kubectl apply` keeps a full copy of the object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -21,15 +23,26 @@ pub fn flow(flow: &mut JobFlow) {
     }
 }
 
-/// Jobs keep their identity, labels, annotations, owners, timestamps, status and the small
-/// fields of their spec; the pod template (the bulk of a Job) goes.
+/// Jobs the agent applied or read (standing in for the cache until the watch shows them) keep
+/// their identity, labels, annotations, owners, timestamps, status and the small fields of
+/// their spec; the pod template (the bulk of a Job) goes.
 pub fn job(job: &mut Job) {
     keep_identity(&mut job.metadata, true);
     if let Some(spec) = job.spec.as_mut() {
         spec.template = PodTemplateSpec::default();
         spec.selector = None;
     }
-    if let Some(status) = job.status.as_mut() {
+    keep_job_status(job.status.as_mut());
+}
+
+/// Cached Jobs (which have no spec) keep what [`job`] keeps of the metadata and status.
+pub fn cached_job(job: &mut CachedJob) {
+    keep_identity(&mut job.metadata, true);
+    keep_job_status(job.status.as_mut());
+}
+
+fn keep_job_status(status: Option<&mut JobStatus>) {
+    if let Some(status) = status {
         status.uncounted_terminated_pods = None;
     }
 }
@@ -37,10 +50,9 @@ pub fn job(job: &mut Job) {
 /// Pods keep their identity, labels and owners, their phase, their containers' exit codes,
 /// termination reasons and messages and what tells why a pod is stuck (see [`jobflow::planner::pod_trouble`]): the
 /// `PodScheduled` condition, each container's image, restart count and waiting state; nothing
-/// else.
-pub fn pod(pod: &mut Pod) {
+/// else (a cached pod has no spec).
+pub fn pod(pod: &mut CachedPod) {
     keep_identity(&mut pod.metadata, false);
-    pod.spec = None;
     pod.status = pod.status.take().map(|status| PodStatus {
         phase: status.phase,
         conditions: status.conditions.map(|conditions| {
@@ -117,6 +129,13 @@ mod tests {
     use k8s_openapi::api::core::v1::{Container, PodSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
+    /// `pod` as the pod cache holds it, read back as the planner reads it.
+    fn stripped(pod: k8s_openapi::api::core::v1::Pod) -> k8s_openapi::api::core::v1::Pod {
+        let mut cached = CachedPod::from(pod);
+        super::pod(&mut cached);
+        cached.pod()
+    }
+
     fn heavy_template() -> PodTemplateSpec {
         PodTemplateSpec {
             metadata: None,
@@ -152,6 +171,10 @@ mod tests {
         });
         let before = j.clone();
         job(&mut j);
+        let mut cached = CachedJob::from(before.clone());
+        cached_job(&mut cached);
+        assert_eq!(cached.metadata, j.metadata, "one rule for both forms");
+        assert_eq!(cached.status, j.status);
         assert_eq!(j.metadata.managed_fields, None);
         assert_eq!(
             j.spec.as_ref().unwrap().template,
@@ -172,7 +195,7 @@ mod tests {
         let mut p = crate::observe::tests::pod("p", ("job-name", "j"), "Succeeded", Some("out"));
         p.spec = Some(PodSpec::default());
         p.metadata.annotations = Some([("big".to_owned(), "x".repeat(1000))].into());
-        pod(&mut p);
+        let p = stripped(p);
         assert_eq!(p.spec, None);
         assert_eq!(p.metadata.annotations, None);
         assert_eq!(p.metadata.labels.as_ref().unwrap()["job-name"], "j");
@@ -219,7 +242,7 @@ mod tests {
         status.container_statuses = Some(vec![waiting("main", "CrashLoopBackOff", "again")]);
         status.host_ip = Some("10.0.0.1".to_owned());
         let before = jobflow::planner::pod_trouble(&p);
-        pod(&mut p);
+        let p = stripped(p);
         assert_eq!(jobflow::planner::pod_trouble(&p), before);
         let status = p.status.as_ref().unwrap();
         let conditions = status.conditions.as_ref().unwrap();

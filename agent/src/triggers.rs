@@ -8,11 +8,10 @@ use futures::channel::mpsc;
 use jobflow::api::{FlowPhase, JobFlow};
 use jobflow::labels;
 use jobflow::planner::{pod_failure, pod_trouble};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
+use kube::{Resource, ResourceExt};
 
 use crate::observe;
 
@@ -43,7 +42,7 @@ pub fn for_flow(
 }
 
 /// The flow owning a Job that was added, changed or deleted.
-pub fn for_job(event: &Event<Job>) -> Vec<FlowRef> {
+pub fn for_job<K: Resource>(event: &Event<K>) -> Vec<FlowRef> {
     match event {
         Event::Apply(job) | Event::InitApply(job) | Event::Delete(job) => {
             owner_flow(job).into_iter().collect()
@@ -80,7 +79,7 @@ pub fn for_pod(old: Option<&Pod>, event: &Event<Pod>) -> Vec<FlowRef> {
     }
 }
 
-fn owner_flow(job: &Job) -> Option<FlowRef> {
+fn owner_flow<K: Resource>(job: &K) -> Option<FlowRef> {
     let ns = job.namespace()?;
     job.owner_references()
         .iter()
