@@ -158,7 +158,7 @@ fn check_type_field(
 }
 
 fn check_job(job: &Job, path: &str, problems: &mut Problems) {
-    check_meta(Some(&job.metadata), &format!("{path}.metadata"), problems);
+    check_meta(Some(&job.metadata), path, ".metadata", problems);
     if job
         .spec
         .as_ref()
@@ -175,7 +175,8 @@ fn check_job(job: &Job, path: &str, problems: &mut Problems) {
         job.spec
             .as_ref()
             .and_then(|spec| spec.template.metadata.as_ref()),
-        &format!("{path}.spec.template.metadata"),
+        path,
+        ".spec.template.metadata",
         problems,
     );
     let pod = job
@@ -228,15 +229,15 @@ fn check_job(job: &Job, path: &str, problems: &mut Problems) {
     }
 }
 
-/// Checks the labels and annotations of `meta` (found at `path`).
-fn check_meta(meta: Option<&ObjectMeta>, path: &str, problems: &mut Problems) {
+/// Checks the labels and annotations of `meta` (found at `{path}{field}`).
+fn check_meta(meta: Option<&ObjectMeta>, path: &str, field: &str, problems: &mut Problems) {
     let Some(meta) = meta else {
         return;
     };
     if let Some(labels) = &meta.labels {
-        check_labels(labels, &format!("{path}.labels"), problems);
+        check_labels(labels, &format!("{path}{field}.labels"), problems);
     }
     if let Some(annotations) = &meta.annotations {
-        check_annotations(annotations, &format!("{path}.annotations"), problems);
+        check_annotations(annotations, &format!("{path}{field}.annotations"), problems);
     }
 }

@@ -17,8 +17,9 @@ pub(super) fn check_references(
 ) {
     for located in steps {
         let step = located.step;
+        // Paths are only written out for a problem: most texts hold no reference to check.
         if let Some(template) = &step.template {
-            let path = format!("{}.template", located.path);
+            let path = || format!("{}.template", located.path);
             for text in strings(template) {
                 check_text(text, &path, located, steps, index_by_name, problems);
             }
@@ -26,7 +27,7 @@ pub(super) fn check_references(
         let inputs = step.inputs.iter().flat_map(|inputs| &inputs.parameters);
         for (index, parameter) in inputs.enumerate() {
             if let Some(value) = &parameter.value {
-                let path = format!("{}.inputs.parameters[{index}].value", located.path);
+                let path = || format!("{}.inputs.parameters[{index}].value", located.path);
                 check_text(value, &path, located, steps, index_by_name, problems);
             }
         }
@@ -35,13 +36,22 @@ pub(super) fn check_references(
 
 fn check_text(
     text: &str,
-    path: &str,
+    path: &impl Fn() -> String,
     located: &LocatedStep<'_>,
     steps: &[LocatedStep<'_>],
     index_by_name: &HashMap<&str, usize>,
     problems: &mut Problems,
 ) {
+    // A text without `{{` has no reference; most template strings are such.
+    if !text.contains('{') {
+        return;
+    }
     for braces in split_braces(text).0 {
+        // Only inputs and step outputs name something to check; the other references
+        // (`step.name`, `flow.name`, ...) and foreign braces are not read further.
+        if !(braces.inner.starts_with("inputs.") || braces.inner.starts_with("steps.")) {
+            continue;
+        }
         match Reference::parse(braces.inner) {
             Some(Reference::Input(name)) => {
                 let declared = located
@@ -52,7 +62,7 @@ fn check_text(
                     .any(|parameter| parameter.name == name);
                 if !declared {
                     problems.invalid(
-                        path,
+                        path(),
                         format!(
                             "{} names input parameter {name:?}, which this step does not declare; add it under inputs.parameters or fix the name",
                             braces.whole
@@ -62,7 +72,7 @@ fn check_text(
             }
             Some(Reference::StepOutput { step, name }) => {
                 if let Some(why) = output_problem(step, name, located, steps, index_by_name) {
-                    problems.invalid(path, format!("{} {why}", braces.whole));
+                    problems.invalid(path(), format!("{} {why}", braces.whole));
                 }
             }
             _ => {}
