@@ -28,8 +28,10 @@ pub struct Args {
     )]
     pub namespaces: Vec<String>,
 
-    /// How many flows are reconciled at once (per watched namespace).
-    #[arg(long, env = "JOBFLOW_CONCURRENCY", default_value_t = 4,
+    /// How many flows are reconciled at once (per watched namespace). A reconcile mostly waits
+    /// for the API server, so a burst of new flows waits for free reconciles unless there are
+    /// enough of them (32: as many as Argo's workflow workers).
+    #[arg(long, env = "JOBFLOW_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
@@ -204,7 +206,7 @@ mod tests {
     fn defaults() {
         let a = parse(&[]);
         assert!(a.namespaces.is_empty());
-        assert_eq!(a.concurrency, 4);
+        assert_eq!(a.concurrency, 32);
         assert_eq!(a.admin_addr.to_string(), "0.0.0.0:8080");
         assert!(a.leader_election);
         assert_eq!(a.lease_name, "jobflow-agent");
