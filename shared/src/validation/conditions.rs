@@ -9,49 +9,43 @@ use super::graph::unknown_step_message;
 use super::problems::Problems;
 use crate::when::When;
 
-/// Checks every step's `when`; returns each step's parsed `when` (None for a step without one
-/// or whose `when` does not parse).
-pub(super) fn check_conditions(
+/// Checks the `when` of one step; returns it parsed (None for a step without one or whose
+/// `when` does not parse).
+pub(super) fn check_condition(
+    located: &LocatedStep<'_>,
     steps: &[LocatedStep<'_>],
     index_by_name: &HashMap<&str, usize>,
     problems: &mut Problems,
-) -> Vec<Option<When>> {
-    let mut whens = Vec::with_capacity(steps.len());
-    for located in steps {
-        let Some(source) = &located.step.when else {
-            whens.push(None);
-            continue;
-        };
-        let path = format!("{}.when", located.path);
-        match When::parse(source) {
-            Err(error) => {
-                problems.invalid(path, error.to_string());
-                whens.push(None);
-            }
-            Ok(when) => {
-                for name in when.referenced_steps() {
-                    let Some(&index) = index_by_name.get(name.as_str()) else {
-                        problems.invalid(
-                            path.clone(),
-                            format!("the condition reads {}", unknown_step_message(&name, steps)),
-                        );
-                        continue;
-                    };
-                    if !ended_before(located, &steps[index], steps, index_by_name) {
-                        problems.invalid(
-                            path.clone(),
-                            format!(
-                                "the condition reads step {name:?}, which may not have ended when this step \
-                                 is ready; add {name:?} to this step's dependencies"
-                            ),
-                        );
-                    }
+) -> Option<When> {
+    let source = located.step.when.as_ref()?;
+    let path = format!("{}.when", located.path);
+    match When::parse(source) {
+        Err(error) => {
+            problems.invalid(path, error.to_string());
+            None
+        }
+        Ok(when) => {
+            for name in when.referenced_steps() {
+                let Some(&index) = index_by_name.get(name.as_str()) else {
+                    problems.invalid(
+                        path.clone(),
+                        format!("the condition reads {}", unknown_step_message(&name, steps)),
+                    );
+                    continue;
+                };
+                if !ended_before(located, &steps[index], steps, index_by_name) {
+                    problems.invalid(
+                        path.clone(),
+                        format!(
+                            "the condition reads step {name:?}, which may not have ended when this step \
+                             is ready; add {name:?} to this step's dependencies"
+                        ),
+                    );
                 }
-                whens.push(Some(when));
             }
+            Some(when)
         }
     }
-    whens
 }
 
 /// Whether `other` has ended whenever `located` is ready: it is upstream of `located`, or a

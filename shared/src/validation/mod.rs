@@ -93,13 +93,31 @@ fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) -> Checked {
     }
     let steps = locate_steps(spec);
     let (index_by_name, ordered) = graph::check_graph(&steps, problems);
-    let whens = conditions::check_conditions(&steps, &index_by_name, problems);
-    references::check_references(&steps, &index_by_name, problems);
+    // One pass over the steps runs every per-step check while the step's template is in the
+    // cache (a flow of thousands of steps does not fit); each check reports into its own list
+    // so the problems keep their order: all conditions, all references, all steps' fields,
+    // the execution policy, then all pod failure policies.
+    let mut conditions = Problems::default();
+    let mut references = Problems::default();
+    let mut fields = Problems::default();
+    let mut pod_failures = Problems::default();
+    let mut whens = Vec::with_capacity(steps.len());
     for located in &steps {
-        step::check_step(located, problems);
+        whens.push(conditions::check_condition(
+            located,
+            &steps,
+            &index_by_name,
+            &mut conditions,
+        ));
+        references::check_references(located, &steps, &index_by_name, &mut references);
+        step::check_step(located, &mut fields);
+        pod_failure::check_pod_failure_policy(spec, located, &mut pod_failures);
     }
+    problems.append(conditions);
+    problems.append(references);
+    problems.append(fields);
     execution_policy::check_execution_policy(&spec.execution_policy, problems);
-    pod_failure::check_pod_failure_policies(spec, &steps, problems);
+    problems.append(pod_failures);
     resources::check_resource_templates(spec.resource_templates.as_ref(), problems);
     Checked { ordered, whens }
 }

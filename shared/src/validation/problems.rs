@@ -110,6 +110,12 @@ impl Problems {
         });
     }
 
+    /// Adds the problems and warnings of `other` after these.
+    pub(super) fn append(&mut self, mut other: Self) {
+        self.found.append(&mut other.found);
+        self.warnings.append(&mut other.warnings);
+    }
+
     fn push(&mut self, path: String, message: String, kind: ProblemKind) {
         self.found.push(FieldProblem {
             path,

@@ -9,27 +9,26 @@ use super::graph::unknown_step_message;
 use super::problems::Problems;
 use crate::references::{Reference, split_braces, strings};
 
-/// Checks the references of every step's template and literal input values.
+/// Checks the references of one step's template and literal input values.
 pub(super) fn check_references(
+    located: &LocatedStep<'_>,
     steps: &[LocatedStep<'_>],
     index_by_name: &HashMap<&str, usize>,
     problems: &mut Problems,
 ) {
-    for located in steps {
-        let step = located.step;
-        // Paths are only written out for a problem: most texts hold no reference to check.
-        if let Some(template) = &step.template {
-            let path = || format!("{}.template", located.path);
-            for text in strings(template) {
-                check_text(text, &path, located, steps, index_by_name, problems);
-            }
+    let step = located.step;
+    // Paths are only written out for a problem: most texts hold no reference to check.
+    if let Some(template) = &step.template {
+        let path = || format!("{}.template", located.path);
+        for text in strings(template) {
+            check_text(text, &path, located, steps, index_by_name, problems);
         }
-        let inputs = step.inputs.iter().flat_map(|inputs| &inputs.parameters);
-        for (index, parameter) in inputs.enumerate() {
-            if let Some(value) = &parameter.value {
-                let path = || format!("{}.inputs.parameters[{index}].value", located.path);
-                check_text(value, &path, located, steps, index_by_name, problems);
-            }
+    }
+    let inputs = step.inputs.iter().flat_map(|inputs| &inputs.parameters);
+    for (index, parameter) in inputs.enumerate() {
+        if let Some(value) = &parameter.value {
+            let path = || format!("{}.inputs.parameters[{index}].value", located.path);
+            check_text(value, &path, located, steps, index_by_name, problems);
         }
     }
 }

@@ -267,3 +267,39 @@ fn unknown_fields_are_those_the_typed_job_drops() {
             .all(|path| !path.ends_with("gone") && !path.ends_with("aNewField"))
     );
 }
+
+/// Problems come grouped by check, each group in step order: conditions, references, the
+/// steps' own fields, then pod failure policies (the checks run in one pass over the steps).
+#[test]
+fn problems_are_grouped_by_check_then_step() {
+    let broken = |name: &str| {
+        let mut step = with_args(job(name, &[]), &["{{inputs.parameters.nope}}"]);
+        step.when = Some("(((".into());
+        let template = step.template.as_mut().unwrap();
+        template["spec"]["podFailurePolicy"] = json!({"rules": []});
+        let pod = &mut template["spec"]["template"]["spec"];
+        pod["restartPolicy"] = json!("OnFailure");
+        pod["containers"][0]["image"] = json!("");
+        step
+    };
+    let paths: Vec<String> = validate(&flow(vec![broken("a"), broken("b")], vec![]))
+        .unwrap_err()
+        .problems
+        .into_iter()
+        .map(|problem| problem.path)
+        .collect();
+    let pod = "template.spec.template.spec";
+    assert_eq!(
+        paths,
+        [
+            "spec.steps[0].when".to_owned(),
+            "spec.steps[1].when".to_owned(),
+            "spec.steps[0].template".to_owned(),
+            "spec.steps[1].template".to_owned(),
+            format!("spec.steps[0].{pod}.containers[0].image"),
+            format!("spec.steps[1].{pod}.containers[0].image"),
+            format!("spec.steps[0].{pod}.restartPolicy"),
+            format!("spec.steps[1].{pod}.restartPolicy"),
+        ]
+    );
+}
