@@ -17,7 +17,8 @@
 # writes docs/bench/table.md (zen-flow / Argo ratios) and bench/plot.py docs/bench/scaling.png.
 # The control plane is stopped at the end unless BENCH_KEEP=1.
 # Knobs: BENCH_OUT (docs/bench), BENCH_TIMEOUT (900s per run), BENCH_RATE (60/min) and
-# BENCH_MINUTES (2) for `sustained`, BENCH_CONFIGS ("zen-flow argo-default argo-equal").
+# BENCH_MINUTES (2) for `sustained`, BENCH_CONFIGS ("zen-flow argo-default argo-equal"),
+# BENCH_SKIP_BUILD=1 (use the binaries already built), BENCH_AGENT / BENCH_LOAD (their paths).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/env.sh"
@@ -27,8 +28,8 @@ raw=$out/raw
 timeout=${BENCH_TIMEOUT:-900s}
 read -r -a configs <<<"${BENCH_CONFIGS:-zen-flow argo-default argo-equal}"
 if [ "$#" -gt 0 ]; then scenarios=("$@"); else scenarios=(10x5 burst100 100x10 dag50 sustained); fi
-load=$REPO_DIR/target/release/jobflow-load
-agent=$REPO_DIR/target/release/jobflow-agent
+load=${BENCH_LOAD:-$REPO_DIR/target/release/jobflow-load}
+agent=${BENCH_AGENT:-$REPO_DIR/target/release/jobflow-agent}
 mkdir -p "$raw"
 
 # log MSG: progress on stderr.
@@ -37,8 +38,13 @@ log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # kubectl ARGS...: against the benchmark's control plane as admin.
 kubectl() { "$KUBECTL" --kubeconfig "$state/kubeconfig" "$@"; }
 
-# build: the release agent and harness, and Argo's controller.
+# build: the release agent and harness, and Argo's controller (BENCH_SKIP_BUILD=1 keeps the
+# binaries there are, e.g. to add a scenario measured with the same agent build).
 build() {
+  if [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && [ -x "$agent" ] && [ -x "$load" ]; then
+    log "BENCH_SKIP_BUILD=1: using the existing $agent and $load"
+    return
+  fi
   log "building the release agent and jobflow-load"
   (cd "$REPO_DIR" && cargo build -q --release -p jobflow-agent -p jobflow-tests --bin jobflow-load)
   log "building Argo's workflow-controller (cached after the first time)"
@@ -111,7 +117,7 @@ report["bench"] = json.loads(os.environ["BENCH_META"])
 json.dump(report, open(sys.argv[1], "w"), indent=2)
 PY
   mv "$json.tmp" "$json"
-  log "$config $name: exit $status, $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"{r[\"succeeded\"]}/{r[\"setup\"][\"flows\"]} flows, {r[\"flows_per_minute\"]:.1f} flows/min, engine writes/step {r[\"audit\"][\"engine\"][\"writes_per_step\"]:.2f}")' "$json")"
+  log "$config $name: exit $status, $(python3 "$here/summary.py" "$json")"
 }
 
 # zen_flow: every scenario with jobflow-agent (one agent per shard, user zen-flow-agent-N).
@@ -152,5 +158,9 @@ for config in "${configs[@]}"; do
   esac
 done
 python3 "$here/table.py" "$raw" >"$out/table.md"
-python3 "$here/plot.py" "$raw" "$out/scaling.png" || log "no plot (matplotlib missing?)"
+# The plot needs matplotlib: Debian's python3-matplotlib is for /usr/bin/python3, which may not
+# be the python3 first on PATH.
+plot_python=python3
+python3 -c 'import matplotlib' 2>/dev/null || plot_python=/usr/bin/python3
+"$plot_python" "$here/plot.py" "$raw" "$out/scaling.png" || log "no plot (matplotlib missing?)"
 cat "$out/table.md"
