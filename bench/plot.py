@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The scaling plot from bench/compare.sh's raw JSON: flows/min and controller peak RSS against
-the number of flows created at once, one line per engine configuration (burst scenarios only:
-10x5, burst100, 100x10, 1000x20; dag50 and sustained are not "flows at once").
+the work created at once, one line per engine configuration (burst scenarios only: 10x5,
+burst100, 100x10, 1000x20; dag50 and sustained are not "flows at once"). The x axis is
+flows x steps, since burst100 and 100x10 both create 100 flows; each point is labelled with its
+scenario (flows x steps).
 Usage: plot.py RAW_DIR OUT.png
 """
 
@@ -31,7 +33,7 @@ def main():
             continue
         rss = sum(p["peak_rss_kib"] for p in r.get("processes", [])) / 1024
         points.setdefault(b["config"], []).append(
-            (r["setup"]["flows"], r["flows_per_minute"], rss, b["scenario"]))
+            (r["setup"]["flows"] * r["setup"]["steps"], r["flows_per_minute"], rss, b["scenario"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for config in ["zen-flow", "argo-default", "argo-equal"]:
         pts = sorted(points.get(config, []))
@@ -42,9 +44,10 @@ def main():
         ax2.plot(xs, [p[2] for p in pts], marker="o", label=LABELS[config])
         for p in pts:
             ax1.annotate(p[3], (p[0], p[1]), fontsize=7, textcoords="offset points", xytext=(3, 3))
+            ax2.annotate(p[3], (p[0], p[2]), fontsize=7, textcoords="offset points", xytext=(3, 3))
     for ax, title, unit in [(ax1, "throughput", "flows/min"), (ax2, "controller peak RSS", "MiB")]:
         ax.set_xscale("log")
-        ax.set_xlabel("flows created at once")
+        ax.set_xlabel("steps created at once (flows x steps)")
         ax.set_ylabel(unit)
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
