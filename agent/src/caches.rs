@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::applied::AppliedJobs;
+use crate::by_flow::ByFlow;
 use crate::cached::{self, CachedJob, CachedPod};
 use crate::error::chain;
 use crate::flow_state::FlowStates;
@@ -38,6 +39,10 @@ pub struct Caches {
     /// for how their containers failed, the others to tell why one is stuck (metadata and
     /// status).
     pub pods: Store<CachedPod>,
+    /// The cached Jobs of each flow.
+    pub flow_jobs: ByFlow,
+    /// The cached pods of each flow.
+    pub flow_pods: ByFlow,
     /// The controller's trigger channel.
     pub triggers: Triggers,
     /// Per-flow state: compiled spec, reconcile failures, refused writes.
@@ -76,6 +81,8 @@ impl Caches {
             flows,
             jobs,
             pods,
+            flow_jobs: ByFlow::default(),
+            flow_pods: ByFlow::default(),
             triggers: Triggers::default(),
             flow_states: FlowStates::default(),
             written: Written::default(),
@@ -100,13 +107,17 @@ impl Caches {
         // nothing: the controller would never reconcile it, and the trigger would stay pending.
         let on_job = {
             let caches = Arc::clone(self);
-            move |_: &Store<CachedJob>, _: Option<Arc<CachedJob>>, event: &Event<CachedJob>| {
+            move |store: &Store<CachedJob>, _: Option<Arc<CachedJob>>, event: &Event<CachedJob>| {
+                caches.flow_jobs.apply(store, event);
                 caches.send_existing(triggers::for_job(event));
             }
         };
         let on_pod = {
             let caches = Arc::clone(self);
-            move |_: &Store<CachedPod>, old: Option<Arc<CachedPod>>, event: &Event<CachedPod>| {
+            move |store: &Store<CachedPod>,
+                  old: Option<Arc<CachedPod>>,
+                  event: &Event<CachedPod>| {
+                caches.flow_pods.apply(store, event);
                 let old = old.map(|pod| pod.pod());
                 caches.send_existing(triggers::for_pod(old.as_ref(), &cached::pod_event(event)));
             }

@@ -8,6 +8,7 @@ pub(crate) mod admin;
 pub(crate) mod applied;
 pub(crate) mod apply;
 pub mod args;
+pub(crate) mod by_flow;
 pub(crate) mod cached;
 pub(crate) mod caches;
 pub(crate) mod confirm;

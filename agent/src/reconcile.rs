@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jobflow::api::JobFlow;
-use jobflow::labels;
 use jobflow::planner::{self, Plan};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
@@ -64,11 +63,13 @@ async fn run(flow: &JobFlow, ctx: &Arc<Context>) -> Result<Action, Error> {
 /// The flow's Jobs from the cache, plus those this agent applied that the watch has not
 /// delivered yet; and when the first of those stops standing in for the cache.
 fn flow_jobs(flow: &JobFlow, ctx: &Context) -> (Vec<Arc<Job>>, Option<Instant>) {
+    let namespace = flow.metadata.namespace.as_deref().unwrap_or_default();
     let cached = ctx
         .caches
-        .jobs
-        .state_filter(|job| observe::is_flow_object(flow, &job.metadata))
+        .flow_jobs
+        .objects(&ctx.caches.jobs, namespace, &flow.name_any())
         .iter()
+        .filter(|job| observe::is_flow_object(flow, &job.metadata))
         .map(|job| Arc::new(job.job()))
         .collect();
     ctx.caches.applied.with_unseen(
@@ -86,11 +87,8 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str, jobs: &[Arc<Job>]) -> Pl
     let name = flow.name_any();
     let pods: Vec<_> = ctx
         .caches
-        .pods
-        .state_filter(|pod| {
-            pod.metadata.namespace.as_deref() == Some(namespace)
-                && pod.labels().get(labels::FLOW) == Some(&name)
-        })
+        .flow_pods
+        .objects(&ctx.caches.pods, namespace, &name)
         .iter()
         .map(|pod| Arc::new(pod.pod()))
         .collect();
