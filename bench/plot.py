@@ -3,7 +3,8 @@
 the work created at once, one line per engine configuration (burst scenarios only: 10x5,
 burst100, 100x10, 1000x20; dag50 and sustained are not "flows at once"). The x axis is
 flows x steps, since burst100 and 100x10 both create 100 flows; each point is labelled with its
-scenario (flows x steps).
+scenario (flows x steps). A run cut by its timeout (1000x20 here) has no throughput point, only
+its peak RSS.
 Usage: plot.py RAW_DIR OUT.png
 """
 
@@ -33,17 +34,20 @@ def main():
             continue
         rss = sum(p["peak_rss_kib"] for p in r.get("processes", [])) / 1024
         points.setdefault(b["config"], []).append(
-            (r["setup"]["flows"] * r["setup"]["steps"], r["flows_per_minute"], rss, b["scenario"]))
+            (r["setup"]["flows"] * r["setup"]["steps"],
+             r["flows_per_minute"] if not r["not_succeeded"] else None, rss, b["scenario"]))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for config in ["zen-flow", "argo-default", "argo-equal"]:
         pts = sorted(points.get(config, []))
         if not pts:
             continue
         xs = [p[0] for p in pts]
-        ax1.plot(xs, [p[1] for p in pts], marker="o", label=LABELS[config])
+        done = [p for p in pts if p[1] is not None]
+        ax1.plot([p[0] for p in done], [p[1] for p in done], marker="o", label=LABELS[config])
         ax2.plot(xs, [p[2] for p in pts], marker="o", label=LABELS[config])
-        for p in pts:
+        for p in done:
             ax1.annotate(p[3], (p[0], p[1]), fontsize=7, textcoords="offset points", xytext=(3, 3))
+        for p in pts:
             ax2.annotate(p[3], (p[0], p[2]), fontsize=7, textcoords="offset points", xytext=(3, 3))
     for ax, title, unit in [(ax1, "throughput", "flows/min"), (ax2, "controller peak RSS", "MiB")]:
         ax.set_xscale("log")

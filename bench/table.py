@@ -137,8 +137,9 @@ def targets(runs):
         if z == z and d == d:
             row(f"{s}: API writes/step ≤ ½ Argo's (Events incl.; vs {config})",
                 f"{fmt(z)} vs {fmt(d)} ({ratio(z, d)})", z <= d / 2)
-    z, d = value(runs, "zen-flow", "1000x20", "controller peak RSS"), value(runs, "argo-default", "1000x20", "controller peak RSS")
-    row("1000x20: agent peak RSS ≤ 60 MB and below Argo's", f"{fmt(z)} MiB vs {fmt(d)} MiB",
+    config = "argo-default" if ("argo-default", "1000x20") in runs else "argo-equal"
+    z, d = value(runs, "zen-flow", "1000x20", "controller peak RSS"), value(runs, config, "1000x20", "controller peak RSS")
+    row(f"1000x20: agent peak RSS ≤ 60 MB and below Argo's ({config})", f"{fmt(z)} MiB vs {fmt(d)} MiB",
         None if z != z else (z * 1.048576 <= 60 and (d != d or z < d)))
     z = value(runs, "zen-flow", "1000x20", "dep done -> dependent created p99")
     row("1000x20: dep done → dependent created p99 < 50 ms", f"{fmt(z)} ms", None if z != z else z < 50)

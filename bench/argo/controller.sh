@@ -25,7 +25,15 @@ install() {
   for crd in "$module"/manifests/base/crds/full/argoproj.io_*.yaml; do
     kubectl apply --server-side -f "$crd" >/dev/null
   done
-  kubectl wait --for condition=established --timeout=60s crd/workflows.argoproj.io crd/workflowtaskresults.argoproj.io >/dev/null
+  # `kubectl wait` fails at once on a CRD whose status has no conditions yet (seen under load),
+  # so poll for Established instead, at most 120 s.
+  local name deadline=$(( $(date +%s) + 120 ))
+  for name in workflows.argoproj.io workflowtaskresults.argoproj.io; do
+    until [ "$(kubectl get crd "$name" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || { echo "CRD $name not Established in 120s" >&2; exit 1; }
+      sleep 0.5
+    done
+  done
   kubectl create namespace argo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply -f - >/dev/null <<CM
 apiVersion: v1
