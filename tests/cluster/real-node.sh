@@ -58,9 +58,6 @@ real_node_settings() {
   NODE_IP=${ZEN_FLOW_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
   [ -n "$NODE_IP" ] || NODE_IP=$(ip -4 -o addr show scope global | awk '{print $4; exit}' | cut -d/ -f1)
   [ -n "$NODE_IP" ] || { log "no IPv4 address for the real node: set ZEN_FLOW_NODE_IP"; return 1; }
-  # A unix socket's path has at most 107 bytes; containerd adds ".ttrpc" to its socket's.
-  [ "${#CONTAINERD_SOCKET}" -le 101 ] ||
-    { log "ZEN_FLOW_CLUSTER_STATE is too long for containerd's socket ($CONTAINERD_SOCKET): pick a shorter one"; return 1; }
 }
 
 # real_node_ports_env: the settings to record in ports.env.
@@ -168,7 +165,7 @@ EOF
 
 # real_node_containerd: containerd with its own root, state, socket, runc root and opt dir.
 real_node_containerd() {
-  local dir=$CLUSTER_STATE/containerd
+  local dir=$REAL_NODE_DIR/containerd
   mkdir -p "$dir"
   cat >"$dir/config.toml" <<EOF
 version = 2
@@ -234,7 +231,7 @@ pause_image() {
 # real_node_kubelet: a kubelet registering node zen-flow-real, tainted and labelled, serving its
 # API on $NODE_IP:$KUBELET_PORT with webhook authentication and authorization.
 real_node_kubelet() {
-  local dir=$CLUSTER_STATE/kubelet
+  local dir=$REAL_NODE_DIR/kubelet
   mkdir -p "$dir" "$real_node_pod_logs"
   cat >"$CLUSTER_STATE/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -263,6 +260,15 @@ registerWithTaints:
 - {key: $REAL_NODE_TAINT_KEY, value: "true", effect: NoSchedule}
 clusterDomain: cluster.local
 podLogsDir: $real_node_pod_logs
+# The host's disk is shared with builds (target dirs of many GB): the default thresholds (imagefs
+# under 15 % free) put the node under disk pressure, which taints it and stops every pod. Evict
+# only when the disk is really full.
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  nodefs.inodesFree: 1%
+  imagefs.available: 1%
+  imagefs.inodesFree: 1%
 # Imported images cannot be pulled again: never garbage-collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
@@ -337,6 +343,11 @@ real_node_down() {
     real_node_unmount; do
     $step || log "warning: $step failed"
   done
+  # The sockets' folder when paths.sh put it in /run (a long state dir), once nothing is
+  # mounted there.
+  case $REAL_NODE_DIR in
+    /run/zen-flow-*) rm -rf --one-file-system "$REAL_NODE_DIR" ;;
+  esac
   real_node_owned || return 0
   for step in real_node_network_down real_node_iptables_down real_node_cgroups_down \
     real_node_host_dirs_down real_node_sysctls_down; do
@@ -390,7 +401,8 @@ real_node_unmount() {
   local mnt m i
   for i in 1 2 3; do
     # Field 5 of mountinfo is the mount point (octal escapes for spaces; ours have none).
-    mnt=$(awk -v p="$CLUSTER_STATE/" 'index($5, p) == 1 || $5 == substr(p, 1, length(p) - 1) {print $5}' \
+    mnt=$(awk -v p="$CLUSTER_STATE/" -v q="$REAL_NODE_DIR/" \
+      'index($5, p) == 1 || $5 == substr(p, 1, length(p) - 1) || index($5, q) == 1 || $5 == substr(q, 1, length(q) - 1) {print $5}' \
       /proc/self/mountinfo | sort -r)
     [ -n "$mnt" ] || return 0
     for m in $mnt; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
@@ -409,7 +421,7 @@ real_node_network_down() {
     done
     ip link del "$REAL_NODE_BRIDGE" || true
   fi
-  for id in $(ls "$CLUSTER_STATE/containerd/state/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
+  for id in $(ls "$REAL_NODE_DIR/containerd/state/io.containerd.grpc.v1.cri/sandboxes" 2>/dev/null); do
     rm -f /var/lib/cni/results/"$REAL_NODE_NAME-$id"-* /var/lib/cni/results/"cni-loopback-$id"-*
   done
 }
