@@ -128,16 +128,7 @@ fn record_workflow(seen: &mut Seen, workflow: &DynamicObject, now: Instant) {
     let entry = seen
         .flows
         .entry(workflow.name_any())
-        .or_insert_with(|| FlowSeen {
-            added: now,
-            phase: None,
-            finished: None,
-            reason: String::new(),
-            status: None,
-            status_changes: 0,
-            uid_only_changes: 0,
-            status_bytes: 0,
-        });
+        .or_insert_with(|| FlowSeen::new(now));
     let status = workflow.data.get("status");
     let bytes = status
         .and_then(|status| serde_json::to_vec(status).ok())

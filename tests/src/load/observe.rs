@@ -60,6 +60,22 @@ pub struct FlowSeen {
     pub status_bytes: usize,
 }
 
+impl FlowSeen {
+    /// A flow first seen at `added`, nothing else known yet.
+    pub fn new(added: Instant) -> Self {
+        Self {
+            added,
+            phase: None,
+            finished: None,
+            reason: String::new(),
+            status: None,
+            status_changes: 0,
+            uid_only_changes: 0,
+            status_bytes: 0,
+        }
+    }
+}
+
 /// Everything the watches saw so far.
 #[derive(Debug, Default)]
 pub struct Seen {
@@ -209,16 +225,7 @@ fn record_flow(seen: &mut Seen, flow: &JobFlow, now: Instant) {
     let entry = seen
         .flows
         .entry(flow.name_any())
-        .or_insert_with(|| FlowSeen {
-            added: now,
-            phase: None,
-            finished: None,
-            reason: String::new(),
-            status: None,
-            status_changes: 0,
-            uid_only_changes: 0,
-            status_bytes: 0,
-        });
+        .or_insert_with(|| FlowSeen::new(now));
     if flow.status != entry.status {
         entry.status_bytes = flow
             .status
