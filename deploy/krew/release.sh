@@ -16,7 +16,7 @@ profile="${PROFILE:-release}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 
-version="v$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)"
+version="v$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | sed -n 1p)"
 [ "$version" != "v" ] || { echo "no version in $root/Cargo.toml" >&2; exit 1; }
 
 binary="${BINARY:-}"

@@ -19,8 +19,10 @@ flock 9
 log() { printf '[build %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 # has_version BINARY WANT: true when BINARY exists and prints WANT in its version output.
+# The output is read whole before matching (a `| grep -q` under pipefail fails on SIGPIPE).
 has_version() {
-  [ -x "$CLUSTER_BIN/$1" ] && "$CLUSTER_BIN/$1" $3 2>/dev/null | grep -q -- "$2"
+  local printed
+  [ -x "$CLUSTER_BIN/$1" ] && printed=$("$CLUSTER_BIN/$1" $3 2>/dev/null) && grep -q -- "$2" <<<"$printed"
 }
 
 # wrapper_module DIR MODULE VERSION TOOL...: a go.mod that requires MODULE@VERSION and lists TOOLs.

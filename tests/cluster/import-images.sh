@@ -51,7 +51,10 @@ for tarball in "$images/jobflow-agent.tar" "$images/busybox.tar"; do
   ref=$(ref_of "$tarball")
   import "$tarball"
   # The name must be exactly what pods ask for, or the kubelet reports ErrImageNeverPull.
-  ctr --address "$socket" --namespace k8s.io images ls -q | grep -qxF "$ref" || {
+  # The list is read whole before matching: `ctr ... | grep -q` under pipefail fails whenever grep
+  # stops at an early match and ctr gets SIGPIPE (busybox sorts first: CI failed on exactly that).
+  listed=$(ctr --address "$socket" --namespace k8s.io images ls -q)
+  grep -qxF "$ref" <<<"$listed" || {
     log "$tarball imported, but containerd has no image named $ref"
     exit 1
   }

@@ -56,7 +56,7 @@ real_node_settings() {
   KUBE_PROXY_HEALTHZ_PORT=${ZEN_FLOW_KUBE_PROXY_HEALTHZ_PORT:-10256}
   POD_CIDR=${ZEN_FLOW_POD_CIDR:-10.244.0.0/24}
   NODE_IP=${ZEN_FLOW_NODE_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')}
-  [ -n "$NODE_IP" ] || NODE_IP=$(ip -4 -o addr show scope global | awk '{print $4; exit}' | cut -d/ -f1)
+  [ -n "$NODE_IP" ] || NODE_IP=$(ip -4 -o addr show scope global | awk 'NR == 1 {print $4}' | cut -d/ -f1)
   [ -n "$NODE_IP" ] || { log "no IPv4 address for the real node: set ZEN_FLOW_NODE_IP"; return 1; }
 }
 
@@ -375,9 +375,10 @@ real_node_kill_containers() {
 # real_node_kill_shims: SIGKILL to the shims our containerd started that are still there
 # (recognised by our socket in their command line; other containerds' shims are left alone).
 real_node_kill_shims() {
-  local pid
+  local pid cmdline
   for pid in $(pgrep -x containerd-shim-runc-v2 2>/dev/null || true); do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-address $CONTAINERD_SOCKET "; then
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    if grep -qF -- "-address $CONTAINERD_SOCKET " <<<"$cmdline"; then
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
@@ -453,11 +454,14 @@ real_node_iptables_down() {
   remove_chains iptables
   remove_chains ip6tables
   command -v nft >/dev/null || return 0
-  local family name cmd
+  local family name cmd rules
   nft list tables 2>/dev/null | while read -r _ family name; do
     grep -qxF "table $family $name" "$real_node_host/nft-tables" 2>/dev/null && continue
     case $family in ip) cmd=iptables-save ;; ip6) cmd=ip6tables-save ;; *) continue ;; esac
-    if [ "$name" = kube-proxy ] || ! "$cmd" -t "$name" 2>/dev/null | grep -q '^-A '; then
+    # The rules are read whole before matching: `save | grep -q` under pipefail reads as "no
+    # rules" whenever grep stops early and save gets SIGPIPE, and a table with rules would go.
+    rules=$("$cmd" -t "$name" 2>/dev/null) || rules=
+    if [ "$name" = kube-proxy ] || ! grep -q '^-A ' <<<"$rules"; then
       nft delete table "$family" "$name" 2>/dev/null || true
     fi
   done
