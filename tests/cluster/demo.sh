@@ -84,6 +84,14 @@ metadata:
     scheduler.alpha.kubernetes.io/defaultTolerations: '[{"key":"zen-flow.test/real-node","operator":"Exists","effect":"NoSchedule"}]'
 YAML
 
+# Ready pods are not yet a reachable webhook: until the EndpointSlice controller and kube-proxy
+# catch up, the API server's call to the Service is refused, and so (failurePolicy: Fail) is the
+# flow. A server-side dry run goes through admission exactly as the apply below will.
+for _ in $(seq 60); do
+  admitted=$("${kubectl[@]}" -n "$namespace" apply --dry-run=server -f "$flow_file" 2>&1) && break
+  case $admitted in *"failed calling webhook"*) sleep 1 ;; *) echo "$admitted" >&2; exit 1 ;; esac
+done
+
 say "Applying $flow_file"
 flow=$("${kubectl[@]}" -n "$namespace" apply -f "$flow_file" -o jsonpath='{.metadata.name}')
 

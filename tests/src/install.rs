@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use jobflow::api::JobFlow;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 
+use crate::flows::{FlowBuilder, StepBuilder};
 use crate::plugin::CommandRun;
 use crate::wait::{POLL, wait_for};
 use crate::workspace_root;
@@ -64,15 +66,51 @@ pub async fn kubectl(args: &[&str]) -> anyhow::Result<CommandRun> {
 }
 
 /// Applies the install (server-side, as the README says) and waits until the agent's
-/// Deployment is Available with every replica updated and ready, and a leader holds the Lease.
-/// Idempotent: applying it again changes nothing.
+/// Deployment is Available with every replica updated and ready, a leader holds the Lease, and
+/// the API server reaches the webhook through its Service. Idempotent: applying it again
+/// changes nothing.
 pub async fn install(client: &Client) -> anyhow::Result<()> {
     kubectl(&["apply", "--server-side", "-k", "tests/cluster/install"])
         .await?
         .expect_code(0)?;
     wait_until_available(client).await?;
     wait_for_leader(client).await?;
+    wait_for_admission(client).await?;
     Ok(())
+}
+
+/// Waits until a JobFlow create passes the webhook: a server-side dry run of a valid flow in
+/// `default`, which goes through admission the way a user's `kubectl apply` does. Ready pods are
+/// not enough: the webhook Service has no endpoints until the EndpointSlice controller and
+/// kube-proxy have caught up, and until then the API server's call is refused (`connect:
+/// connection refused`) and, with `failurePolicy: Fail`, so is the create.
+pub async fn wait_for_admission(client: &Client) -> anyhow::Result<()> {
+    let flows: Api<JobFlow> = Api::namespaced(client.clone(), "default");
+    let probe = FlowBuilder::new("admission-probe")
+        .step(StepBuilder::real("main", "true"))
+        .build();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    wait_for(
+        "the API server to reach the webhook through its Service",
+        Duration::from_secs(60),
+        POLL * 5,
+        || async {
+            match flows.create(&dry_run, &probe).await {
+                Ok(_) => Ok(Some(())),
+                // Only the webhook being unreachable is worth waiting out.
+                Err(kube::Error::Api(status))
+                    if status.message.contains("failed calling webhook") =>
+                {
+                    Ok(None)
+                }
+                Err(error) => Err(error).context("a dry-run create of a valid JobFlow"),
+            }
+        },
+    )
+    .await
 }
 
 /// Waits until the agent's Deployment has all its replicas updated, ready and available.
