@@ -414,7 +414,7 @@ async fn patch_status(
         .await
         .map_err(|source| Error::PatchStatus { source })?;
     ctx.metrics.status_written(started.elapsed());
-    crate::strip::flow(&mut written);
+    ctx.caches.keep_flow(&mut written);
     ctx.caches.written.record(written);
     let old = flow.status.clone().unwrap_or_default();
     ctx.metrics.status_changed(&old, status, Timestamp::now());

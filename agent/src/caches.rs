@@ -23,6 +23,7 @@ use crate::cached::{self, CachedJob, CachedPod};
 use crate::error::chain;
 use crate::flow_state::FlowStates;
 use crate::strip;
+use crate::templates::Templates;
 use crate::triggers::{self, Triggers};
 use crate::written::Written;
 
@@ -49,6 +50,8 @@ pub struct Caches {
     pub flow_states: FlowStates,
     /// Our own status writes the cache has not shown yet.
     pub written: Written,
+    /// The step templates of the cached flows, as JSON text (the flows hold `None`).
+    pub templates: Templates,
     /// Jobs we applied that the cache has not shown yet.
     pub applied: AppliedJobs,
     /// Turns true once every cache has synced.
@@ -86,6 +89,7 @@ impl Caches {
             triggers: Triggers::default(),
             flow_states: FlowStates::default(),
             written: Written::default(),
+            templates: Templates::default(),
             applied: AppliedJobs::default(),
             synced: watch::Sender::new(false),
         });
@@ -128,7 +132,10 @@ impl Caches {
             tokio::spawn(reflect(
                 api(client, ns),
                 all.clone(),
-                strip::flow,
+                {
+                    let caches = Arc::clone(self);
+                    move |flow: &mut JobFlow| caches.keep_flow(flow)
+                },
                 writers.flows,
                 on_flow_event(Arc::clone(self)),
             )),
@@ -182,6 +189,7 @@ impl Caches {
     fn forget(&self, uid: &str) {
         self.flow_states.forget(uid);
         self.written.forget(uid);
+        self.templates.forget(uid);
         self.applied.forget_flow(uid);
     }
 
@@ -189,6 +197,14 @@ impl Caches {
     fn retain(&self, live: &HashSet<String>) {
         self.flow_states.retain(live);
         self.written.retain(live);
+        self.templates.retain(live);
+    }
+
+    /// What is kept of a flow the watch or a status write returned: [`strip::flow`], and its
+    /// templates moved to [`Caches::templates`] (a reconcile restores them).
+    pub fn keep_flow(&self, flow: &mut JobFlow) {
+        strip::flow(flow);
+        self.templates.take(flow);
     }
 
     /// Whether all three caches hold a complete first list.
@@ -222,7 +238,8 @@ impl Caches {
     }
 }
 
-/// After each flow event: wake the flows it concerns, and drop the state of deleted flows.
+/// After each flow event: wake the flows it concerns, drop the state of deleted flows, and
+/// end read-your-writes for a flow whose cache shows our write.
 fn on_flow_event(
     caches: Arc<Caches>,
 ) -> impl FnMut(&Store<JobFlow>, Option<Arc<JobFlow>>, &Event<JobFlow>) + Send + 'static {
@@ -239,7 +256,9 @@ fn on_flow_event(
                 // A relist replaces the cache wholesale; deletions in between sent no event.
                 caches.retain(&store.state().iter().filter_map(|f| f.uid()).collect());
             }
-            Event::Apply(_) | Event::InitApply(_) | Event::Init => {}
+            // Read-your-writes is over once the cache holds our write.
+            Event::Apply(flow) | Event::InitApply(flow) => caches.written.caught_up(flow),
+            Event::Init => {}
         }
     }
 }
@@ -256,14 +275,15 @@ where
 
 /// Feeds one watch into a cache: strips each object, applies the event to the store, then hands
 /// the event (and the object as cached before it) to `after`. One helper for every kind.
-async fn reflect<K, F>(
+async fn reflect<K, S, F>(
     api: Api<K>,
     config: watcher::Config,
-    strip: fn(&mut K),
+    strip: S,
     mut writer: reflector::store::Writer<K>,
     mut after: F,
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    S: FnMut(&mut K) + Send,
     F: FnMut(&Store<K>, Option<Arc<K>>, &Event<K>) + Send,
 {
     let reader = writer.as_reader();

@@ -24,6 +24,7 @@ pub(crate) mod observe;
 pub(crate) mod reconcile;
 pub(crate) mod strip;
 pub mod telemetry;
+pub mod templates;
 pub(crate) mod triggers;
 pub(crate) mod webhook;
 pub(crate) mod written;

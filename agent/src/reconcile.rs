@@ -19,12 +19,20 @@ use crate::observe;
 
 /// How soon a flow is planned again after the API server refused one of its objects.
 const REPLAN_AFTER_REFUSAL: Duration = Duration::from_millis(100);
+/// How soon a flow is looked at again when the cache moved on to a newer generation while its
+/// reconcile was queued (that generation's event wakes it too; this is only a backstop).
+const REPLAN_AFTER_NEWER_GENERATION: Duration = Duration::from_secs(1);
 
 /// Reconciles one flow.
 pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.caches.triggers.started(&ObjectRef::from_obj(&*flow));
     let flow = ctx.caches.written.freshest(flow);
+    // The cache holds flows without their templates; the plan needs them.
+    let Some(flow) = ctx.caches.templates.restore(&flow) else {
+        tracing::debug!(flow = %flow.name_any(), "the cache holds a newer generation; waiting for its event");
+        return Ok(Action::requeue(REPLAN_AFTER_NEWER_GENERATION));
+    };
     let result = run(&flow, &ctx).await;
     ctx.metrics.reconciled(started.elapsed());
     if result.is_ok() {

@@ -5,6 +5,10 @@
 //! the status before it: it writes the same status again, records its transitions and Events
 //! twice, and could carry out a manual request (retry, approval) whose handling it already
 //! recorded.
+//!
+//! An entry lives only until the watch shows that version: [`Written::caught_up`] drops it on
+//! the flow's next watch event. Kept until the flow's next reconcile instead, a full copy of
+//! every flow lingered while the queue was long (47 MB of a 175 MB peak with 1,000 flows).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +44,21 @@ impl Written {
         // Caught up (or versions that cannot be ordered): the cache is the truth again.
         flows.remove(uid);
         cached
+    }
+
+    /// The watch delivered `cached`: the entry of its flow goes if `cached` is the version we
+    /// wrote or a newer one (or the versions cannot be ordered, as in [`Written::freshest`]).
+    pub fn caught_up(&self, cached: &JobFlow) {
+        let Some(uid) = cached.metadata.uid.as_deref() else {
+            return;
+        };
+        let mut flows = self.lock();
+        if flows
+            .get(uid)
+            .is_some_and(|written| compare(cached, written) != Some(std::cmp::Ordering::Less))
+        {
+            flows.remove(uid);
+        }
     }
 
     /// Drops the entry of a deleted flow.
@@ -107,6 +126,18 @@ mod tests {
             Arc::ptr_eq(&w.freshest(Arc::clone(&stale)), &stale),
             "entry is gone"
         );
+    }
+
+    #[test]
+    fn the_watch_catching_up_drops_the_entry_before_any_reconcile() {
+        let w = Written::default();
+        w.record(at_version("12", Some(FlowPhase::Running)));
+        w.caught_up(&at_version("11", None));
+        assert_eq!(w.len(), 1, "an older version keeps our write");
+        w.caught_up(&at_version("12", Some(FlowPhase::Running)));
+        assert_eq!(w.len(), 0, "our own version arrived");
+        let stale = Arc::new(at_version("10", None));
+        assert!(Arc::ptr_eq(&w.freshest(Arc::clone(&stale)), &stale));
     }
 
     #[test]
