@@ -25,7 +25,7 @@ use crate::flow_state::FlowStates;
 use crate::strip;
 use crate::templates::Templates;
 use crate::triggers::{self, Triggers};
-use crate::written::Written;
+use crate::written::{self, Written};
 
 /// One scope's caches and per-flow state.
 #[derive(Debug)]
@@ -198,6 +198,21 @@ impl Caches {
         self.flow_states.retain(live);
         self.written.retain(live);
         self.templates.retain(live);
+    }
+
+    /// The newest version of `flow` this agent knows: the cache's current one when it is newer
+    /// than the one the controller handed over (which is the cache's version when the reconcile
+    /// was queued), or the one we last wrote when the cache has not caught up with it.
+    pub fn freshest_flow(&self, flow: Arc<JobFlow>) -> Arc<JobFlow> {
+        let current = self
+            .flows
+            .get(&ObjectRef::from_obj(&*flow))
+            .filter(|current| {
+                current.metadata.uid == flow.metadata.uid
+                    && written::compare(current, &flow) == Some(std::cmp::Ordering::Greater)
+            })
+            .unwrap_or(flow);
+        self.written.freshest(current)
     }
 
     /// What is kept of a flow the watch or a status write returned: [`strip::flow`], and its

@@ -27,7 +27,7 @@ const REPLAN_AFTER_NEWER_GENERATION: Duration = Duration::from_secs(1);
 pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.caches.triggers.started(&ObjectRef::from_obj(&*flow));
-    let flow = ctx.caches.written.freshest(flow);
+    let flow = ctx.caches.freshest_flow(flow);
     // The cache holds flows without their templates; the plan needs them.
     let Some(flow) = ctx.caches.templates.restore(&flow) else {
         tracing::debug!(flow = %flow.name_any(), "the cache holds a newer generation; waiting for its event");

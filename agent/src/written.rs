@@ -81,9 +81,9 @@ impl Written {
     }
 }
 
-/// Orders two versions of one object by resourceVersion. The API server's resourceVersions are
+/// Orders two versions of one flow by resourceVersion. The API server's resourceVersions are
 /// etcd revisions, increasing integers; anything else cannot be ordered.
-fn compare(a: &JobFlow, b: &JobFlow) -> Option<std::cmp::Ordering> {
+pub fn compare(a: &JobFlow, b: &JobFlow) -> Option<std::cmp::Ordering> {
     let version = |f: &JobFlow| f.metadata.resource_version.as_deref()?.parse::<u64>().ok();
     Some(version(a)?.cmp(&version(b)?))
 }
