@@ -15,8 +15,8 @@ use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::caches::Caches;
 use crate::error::chain;
+use crate::flows::Scope;
 use crate::metrics::{Metrics, StateEntries};
 use crate::webhook::readiness::Readiness;
 
@@ -25,8 +25,8 @@ use crate::webhook::readiness::Readiness;
 pub struct Admin {
     /// The series.
     pub metrics: Arc<Metrics>,
-    /// The caches of every scope, for the recomputed gauges.
-    pub scopes: Vec<Arc<Caches>>,
+    /// Every scope (caches and controller queue), for readiness and the recomputed gauges.
+    pub scopes: Vec<Arc<Scope>>,
     /// The webhook's readiness, when the webhook is on (liveness never depends on it).
     pub webhook: Option<Arc<Readiness>>,
 }
@@ -36,7 +36,7 @@ impl Admin {
     pub fn respond(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
         match (method, path) {
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n".to_owned()),
-            (&Method::GET, "/readyz") if !self.scopes.iter().all(|s| s.is_ready()) => text(
+            (&Method::GET, "/readyz") if !self.scopes.iter().all(|s| s.caches.is_ready()) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "watch caches not synced\n".to_owned(),
             ),
@@ -59,16 +59,17 @@ impl Admin {
     }
 
     fn metrics(&self) -> Response<Full<Bytes>> {
-        let flows: Vec<_> = self.scopes.iter().flat_map(|s| s.flows.state()).collect();
-        let depth = self.scopes.iter().map(|s| s.triggers.depth()).sum();
+        let flows: Vec<_> = self
+            .scopes
+            .iter()
+            .flat_map(|s| s.caches.flows.state())
+            .collect();
+        let depth = self.scopes.iter().map(|s| s.queue.depth()).sum();
         let entries = self
             .scopes
             .iter()
-            .fold(StateEntries::default(), |sum, scope| StateEntries {
-                flow_states: sum.flow_states + scope.flow_states.len(),
-                written: sum.written + scope.written.len(),
-                applied: sum.applied + scope.applied.len(),
-            });
+            .map(|scope| scope.caches.index.sizes())
+            .fold(StateEntries::default(), StateEntries::add);
         self.metrics
             .refresh(flows.iter().map(AsRef::as_ref), depth, entries);
         match self.metrics.encode() {
@@ -130,15 +131,23 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::kube::caches::Caches;
     use http_body_util::BodyExt;
 
     fn admin() -> Admin {
         let (caches, _writers) = Caches::new(None);
         Admin {
             metrics: Arc::new(Metrics::new().unwrap()),
-            scopes: vec![caches],
+            scopes: vec![scope(caches)],
             webhook: None,
         }
+    }
+
+    fn scope(caches: Arc<Caches>) -> Arc<Scope> {
+        Arc::new(Scope {
+            caches,
+            queue: Arc::default(),
+        })
     }
 
     async fn body(response: Response<Full<Bytes>>) -> String {
@@ -155,7 +164,7 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         let synced = Admin {
-            scopes: vec![crate::caches::tests::synced().await],
+            scopes: vec![scope(crate::kube::caches::tests::synced().await)],
             ..a
         };
         assert_eq!(
@@ -176,7 +185,7 @@ mod tests {
     async fn with_the_webhook_on_readiness_says_why_it_is_not_ready() {
         let readiness = Arc::new(Readiness::default());
         let a = Admin {
-            scopes: vec![crate::caches::tests::synced().await],
+            scopes: vec![scope(crate::kube::caches::tests::synced().await)],
             webhook: Some(Arc::clone(&readiness)),
             ..admin()
         };

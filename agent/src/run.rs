@@ -12,18 +12,19 @@ use tokio::sync::watch;
 
 use crate::admin::{self, Admin};
 use crate::args::Args;
-use crate::caches::Caches;
-use crate::context::Context;
-use crate::controller;
 use crate::error::chain;
-use crate::events::EventPublisher;
-use crate::key_locks::KeyLocks;
-use crate::leader::{self, Elector, Leadership, Timing};
+use crate::flows::context::Context;
+use crate::flows::key_locks::KeyLocks;
+use crate::flows::{self, Scope};
+use crate::kube::call::Calls;
+use crate::kube::events::EventPublisher;
+use crate::kube::leadership::Leadership;
+use crate::leader::{self, Elector, Timing};
 use crate::metrics::Metrics;
 use crate::webhook::readiness::Readiness;
 use crate::webhook::resolver::Resolver;
 use crate::webhook::server;
-use crate::webhook::sync::Sync;
+use crate::webhook::sync::CertSync;
 use jobflow::certs::{Names, San};
 
 /// Runs the agent until SIGTERM or SIGINT (then `Ok`), or until it loses the Lease or cannot
@@ -50,13 +51,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         args.namespaces.iter().cloned().map(Some).collect()
     };
-    let mut scopes = Vec::new();
-    for namespace in namespaces {
-        let (caches, writers) = Caches::new(namespace);
-        // The watch tasks live as long as the process.
-        drop(caches.start(&client, writers));
-        scopes.push(caches);
-    }
+    let scopes: Vec<Arc<Scope>> = namespaces
+        .into_iter()
+        .map(|namespace| Arc::new(Scope::start(&client, namespace)))
+        .collect();
 
     let webhook = webhook_listener.as_ref().map(|_| {
         (
@@ -176,7 +174,7 @@ fn start_webhook(
         metrics: Arc::clone(&metrics),
     };
     tokio::spawn(server::serve(listener, config, webhook));
-    let sync = Sync {
+    let sync = CertSync {
         secrets: kube::Api::namespaced(client.clone(), &namespace),
         configs: kube::Api::all(client.clone()),
         secret: args.webhook_secret.clone(),
@@ -211,7 +209,7 @@ async fn client(args: &Args) -> anyhow::Result<Client> {
 /// Waits for every cache, then runs one controller per scope until `stopped` turns true.
 fn run_controllers(
     client: &Client,
-    scopes: &[Arc<Caches>],
+    scopes: &[Arc<Scope>],
     events: &EventPublisher,
     metrics: &Arc<Metrics>,
     leadership: &Leadership,
@@ -220,14 +218,15 @@ fn run_controllers(
 ) -> impl Future<Output = ()> + use<> {
     let contexts: Vec<Arc<Context>> = scopes
         .iter()
-        .map(|caches| {
+        .map(|scope| {
             Arc::new(Context {
                 client: client.clone(),
-                caches: Arc::clone(caches),
+                calls: Calls::new(leadership.clone(), Arc::clone(metrics)),
+                caches: Arc::clone(&scope.caches),
+                queue: Arc::clone(&scope.queue),
                 events: events.clone(),
                 key_locks: KeyLocks::default(),
                 metrics: Arc::clone(metrics),
-                leadership: leadership.clone(),
             })
         })
         .collect();
@@ -241,7 +240,7 @@ fn run_controllers(
         join_all(
             contexts
                 .into_iter()
-                .map(|ctx| controller::run(ctx, concurrency, stop_requested(stopped.clone()))),
+                .map(|ctx| flows::run(ctx, concurrency, stop_requested(stopped.clone()))),
         )
         .await;
     }

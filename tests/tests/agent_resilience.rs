@@ -486,7 +486,7 @@ async fn events_reported_by(events: &Api<Event>, instance: &str) -> anyhow::Resu
         .collect())
 }
 
-/// The API writes the agent logged (`"API write"` debug lines of `jobflow_agent::apply`) in
+/// The API writes the agent logged (`"API write"` debug lines of `jobflow_agent::kube::call`) in
 /// its log from byte `from` on.
 fn logged_writes(agent: &AgentProcess, from: u64) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(agent.log_path())?;
@@ -636,7 +636,7 @@ async fn a_leader_frozen_past_its_lease_writes_nothing_after_the_takeover() -> a
     const LEASE_DURATION: Duration = Duration::from_secs(15);
     const TAKEOVER: Duration = Duration::from_secs(30);
     // Debug lines of every API write the agent makes, so its log shows any write after resume.
-    const LOG_LEVEL: &str = "info,jobflow_agent::apply=debug";
+    const LOG_LEVEL: &str = "info,jobflow_agent::kube::call=debug";
     run_in_namespace("leader-freeze", |ns: TestNamespace| async move {
         install_crd(&ns.client()).await?;
         let flows: Api<JobFlow> = ns.api();

@@ -7,7 +7,6 @@
 //! first), and a standby counts a holder's claim from when it last saw the Lease change.
 
 mod decide;
-mod guard;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,9 +21,10 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 pub use decide::{Decision, Observation, claimed, decide, observe, released};
-pub use guard::{Lapsed, Leadership};
 
 use crate::error::chain;
+use crate::kube::call::{CallError, timed};
+use crate::kube::leadership::Leadership;
 use crate::metrics::{Metrics, Operation, Resource};
 
 /// The Lease's clock. Every duration is measured on this replica's monotonic clock.
@@ -94,20 +94,6 @@ pub enum LeaseError {
     },
 }
 
-/// How one API call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// No answer within the call timeout.
-    #[error("no answer within {timeout:?}")]
-    TimeOut {
-        /// The call timeout.
-        timeout: Duration,
-    },
-    /// The API server or the connection to it failed.
-    #[error(transparent)]
-    Api(#[from] kube::Error),
-}
-
 /// One round's outcome.
 #[derive(Debug)]
 enum Round {
@@ -157,11 +143,7 @@ impl Elector {
         &self,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, CallError> {
-        let timeout = self.timing.call_timeout;
-        match tokio::time::timeout(timeout, call).await {
-            Ok(result) => result.map_err(CallError::Api),
-            Err(_) => Err(CallError::TimeOut { timeout }),
-        }
+        timed(self.timing.call_timeout, call).await
     }
 
     /// Records what was read or written; returns since when the Lease has looked so.
@@ -200,7 +182,7 @@ impl Elector {
         );
         let written = match current {
             None => {
-                self.metrics.api_write(Operation::Create, Resource::Leases);
+                self.metrics.api_call(Operation::Create, Resource::Leases);
                 let lease = Lease {
                     metadata: self.new_meta(),
                     spec: Some(spec),
@@ -210,7 +192,7 @@ impl Elector {
             Some(mut lease) => {
                 lease.metadata.managed_fields = None;
                 lease.spec = Some(spec);
-                self.metrics.api_write(Operation::Update, Resource::Leases);
+                self.metrics.api_call(Operation::Update, Resource::Leases);
                 self.call(self.api.replace(&self.name, &post_params(), &lease))
                     .await
             }
@@ -246,7 +228,7 @@ impl Elector {
         }
         lease.spec = Some(released(spec, Timestamp::now()));
         lease.metadata.managed_fields = None;
-        self.metrics.api_write(Operation::Update, Resource::Leases);
+        self.metrics.api_call(Operation::Update, Resource::Leases);
         self.call(self.api.replace(&self.name, &post_params(), &lease))
             .await
             .map(drop)

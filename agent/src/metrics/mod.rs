@@ -111,16 +111,31 @@ pub struct RegisterError {
 #[error("encoding the metrics")]
 pub struct EncodeError(#[source] prometheus::Error);
 
-/// Sizes of the agent's per-flow maps, for the `zen_flow_state_entries` gauge: each returns to
-/// its baseline once deleted flows are forgotten.
+/// What the per-flow index holds, for the `zen_flow_state_entries` gauge: each returns to its
+/// baseline once deleted flows are forgotten.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StateEntries {
-    /// Flows with compiled specs, error backoff or refusals kept.
+    /// Flows with a state (one per cached flow).
     pub flow_states: usize,
     /// Flows whose last written status the cache has not shown yet.
     pub written: usize,
-    /// Applied Jobs standing in for the cache.
+    /// Jobs we created or read, standing in for the cache.
     pub applied: usize,
+    /// Flows whose step templates are kept (as text).
+    pub templates: usize,
+}
+
+impl StateEntries {
+    /// The sum of two scopes' entries.
+    #[must_use]
+    pub fn add(self, other: Self) -> Self {
+        Self {
+            flow_states: self.flow_states + other.flow_states,
+            written: self.written + other.written,
+            applied: self.applied + other.applied,
+            templates: self.templates + other.templates,
+        }
+    }
 }
 
 /// Every series the agent exports, and the registry that holds them.
@@ -272,7 +287,7 @@ impl Metrics {
             state_entries: gauge_vec(
                 &r,
                 "zen_flow_state_entries",
-                "Entries of the agent's per-flow maps (flow_states, written, applied)",
+                "Entries of the agent's per-flow index (flow_states, written, applied, templates)",
                 &["map"],
             )?,
             refresh: Mutex::new(()),
@@ -281,7 +296,7 @@ impl Metrics {
     }
 
     /// Counts one API call (a write, or the rare confirming GET).
-    pub fn api_write(&self, operation: Operation, resource: Resource) {
+    pub fn api_call(&self, operation: Operation, resource: Resource) {
         self.api_requests
             .with_label_values(&[operation.as_str(), resource.as_str()])
             .inc();
@@ -361,6 +376,7 @@ impl Metrics {
             ("flow_states", state_entries.flow_states),
             ("written", state_entries.written),
             ("applied", state_entries.applied),
+            ("templates", state_entries.templates),
         ] {
             self.state_entries
                 .with_label_values(&[map])

@@ -44,7 +44,7 @@ fn exported() -> String {
         .observe(1.0);
     metrics.step_errors.with_label_values(&["Failed"]).inc();
     metrics.reconcile_failed("PatchStatus");
-    metrics.api_write(super::Operation::Delete, super::Resource::Jobs);
+    metrics.api_call(super::Operation::Delete, super::Resource::Jobs);
     metrics.state_entries.with_label_values(&["written"]).set(1);
     let w = &metrics.webhook;
     w.admission("CREATE", "allowed", 0.001);

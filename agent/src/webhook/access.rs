@@ -12,8 +12,8 @@ use k8s_openapi::api::authorization::v1::{
 use kube::Api;
 use kube::api::PostParams;
 
-use super::call;
-use crate::leader::CallError;
+use super::API_TIMEOUT;
+use crate::kube::call::{CallError, timed};
 
 /// A permission the agent would use on the creator's behalf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub async fn missing(
     let mut missing = Vec::new();
     for permission in required {
         let review = review(user, namespace, *permission);
-        let answer = call(api.create(&PostParams::default(), &review))
+        let answer = timed(API_TIMEOUT, api.create(&PostParams::default(), &review))
             .await
             .map_err(|source| AccessError {
                 permission: *permission,

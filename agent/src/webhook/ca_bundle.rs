@@ -9,8 +9,8 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::call;
-use crate::leader::CallError;
+use super::API_TIMEOUT;
+use crate::kube::call::{CallError, timed};
 
 /// The field manager of the caBundle (and of nothing else).
 pub const CA_BUNDLE_MANAGER: &str = "jobflow-agent-cabundle";
@@ -179,7 +179,7 @@ pub async fn apply(
         "webhooks": webhooks,
     });
     let params = PatchParams::apply(CA_BUNDLE_MANAGER).force();
-    call(api.patch(&name, &params, &Patch::Apply(patch)))
+    timed(API_TIMEOUT, api.patch(&name, &params, &Patch::Apply(patch)))
         .await
         .map(drop)
         .map_err(|source| CaBundleError::ApplyCaBundle { name, source })

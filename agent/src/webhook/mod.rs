@@ -16,14 +16,11 @@ pub mod server;
 pub mod store;
 pub mod sync;
 
-use std::future::Future;
 use std::time::Duration;
 
 use clap::ValueEnum;
 
-use crate::leader::CallError;
-
-/// The longest one webhook-related API call may take.
+/// The longest one webhook-related API call may take (see [`crate::kube::call::timed`]).
 pub const API_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who makes the serving certificates.
@@ -34,14 +31,4 @@ pub enum CertMode {
     SelfManaged,
     /// Someone else (e.g. cert-manager): serve and watch the Secret, never write.
     External,
-}
-
-/// Runs one API call under [`API_TIMEOUT`].
-pub async fn call<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, CallError> {
-    match tokio::time::timeout(API_TIMEOUT, call).await {
-        Ok(result) => result.map_err(CallError::Api),
-        Err(_) => Err(CallError::TimeOut {
-            timeout: API_TIMEOUT,
-        }),
-    }
 }

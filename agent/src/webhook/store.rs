@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
 
-use super::call;
-use crate::leader::CallError;
+use super::API_TIMEOUT;
+use crate::kube::call::{CallError, timed};
 
 /// Why the Secret was not written.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,7 @@ pub async fn write(
                 data: Some(data),
                 ..Secret::default()
             };
-            call(api.create(&params, &secret)).await
+            timed(API_TIMEOUT, api.create(&params, &secret)).await
         }
         Some(current) => {
             let mut secret = current.clone();
@@ -95,7 +95,7 @@ pub async fn write(
                 merge(secret.metadata.annotations.take().unwrap_or_default());
             secret.data = Some(data);
             secret.string_data = None;
-            call(api.replace(name, &params, &secret)).await
+            timed(API_TIMEOUT, api.replace(name, &params, &secret)).await
         }
     };
     result.map_err(|source| match source {

@@ -16,22 +16,23 @@ use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource as _};
 
+use super::API_TIMEOUT;
 use super::CertMode;
 use super::ca_bundle::{self, Needed, RESTORED_REASON};
-use super::call;
 use super::readiness::Readiness;
 use super::resolver::{Offered, Resolver};
 use super::store::{self, StoreError};
 use crate::error::chain;
-use crate::events::EventPublisher;
-use crate::leader::Leadership;
+use crate::kube::call::timed;
+use crate::kube::events::EventPublisher;
+use crate::kube::leadership::Leadership;
 use crate::metrics::{Cert, Metrics, Source};
 
 /// The base period of the timer (each wait is 75–125 % of it).
 const PERIOD: Duration = Duration::from_secs(10);
 
 /// What the sync loop works on.
-pub struct Sync {
+pub struct CertSync {
     /// The Secret API in the agent's namespace.
     pub secrets: Api<Secret>,
     /// The webhook configurations.
@@ -106,7 +107,7 @@ struct Memory {
     acted_on: Option<String>,
 }
 
-impl Sync {
+impl CertSync {
     /// Runs until the process ends.
     pub async fn run(self) {
         let by_name =
@@ -296,14 +297,17 @@ impl Sync {
             );
             tracing::warn!(config = %self.config, "{note}");
             let regarding = config.object_ref(&());
-            if let Err(error) = call(self.events.publish_about(
-                regarding,
-                "default",
-                true,
-                RESTORED_REASON,
-                "RestoreCaBundle",
-                &note,
-            ))
+            if let Err(error) = timed(
+                API_TIMEOUT,
+                self.events.publish_about(
+                    regarding,
+                    "default",
+                    true,
+                    RESTORED_REASON,
+                    "RestoreCaBundle",
+                    &note,
+                ),
+            )
             .await
             {
                 tracing::warn!(error = %chain(&error), "publishing the caBundle Event failed");

@@ -138,12 +138,12 @@ pub struct JobDeletion {
 /// What must happen next for one flow.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// Complete batch/v1 Jobs to create with server-side apply (their manifests).
+    /// Complete batch/v1 Jobs to create (their manifests; created, never applied over).
     pub create_jobs: Vec<BuiltJob>,
     /// Jobs to delete (background propagation).
     pub delete_jobs: Vec<JobDeletion>,
-    /// PersistentVolumeClaims and ConfigMaps from `resourceTemplates`, complete objects to apply.
-    pub apply_resources: Vec<serde_json::Value>,
+    /// PersistentVolumeClaims and ConfigMaps from `resourceTemplates`, complete objects to create.
+    pub create_resources: Vec<serde_json::Value>,
     /// The status the flow must have; equal to the current one when nothing changed.
     pub status: JobFlowStatus,
     /// Events to record.

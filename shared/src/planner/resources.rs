@@ -178,7 +178,7 @@ mod tests {
     fn resources_are_applied_once_when_the_flow_starts_and_volumes_point_at_them() {
         let mut world = World::new(with_templates());
         let plan = world.step_at(t(0));
-        assert_eq!(plan.apply_resources.len(), 2);
+        assert_eq!(plan.create_resources.len(), 2);
         let volumes = pod_spec(&plan.create_jobs[0]).volumes.clone().unwrap();
         assert_eq!(
             volumes[0]
@@ -193,7 +193,7 @@ mod tests {
             resource_name(&world.flow, "settings")
         );
         assert_eq!(volumes[2].config_map.as_ref().unwrap().name, "not-ours");
-        assert!(world.step_at(t(1)).apply_resources.is_empty());
+        assert!(world.step_at(t(1)).create_resources.is_empty());
     }
 
     #[test]

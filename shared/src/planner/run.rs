@@ -54,7 +54,7 @@ impl Planning<'_> {
                     self.stop(compiled, failure);
                     return;
                 }
-                self.plan.apply_resources = resources;
+                self.plan.create_resources = resources;
             }
         }
         self.handle_approvals(compiled);

@@ -853,7 +853,7 @@ fn a_refused_resource_template_fails_the_flow_before_any_job() {
     );
     let plan = world.step_at(t(0));
     assert!(plan.create_jobs.is_empty());
-    assert!(plan.apply_resources.is_empty());
+    assert!(plan.create_resources.is_empty());
     assert_eq!(phase(&world), FlowPhase::Failed);
     assert_eq!(reason(&world), reasons::RESOURCE_REJECTED);
     let message = &world.flow.status.as_ref().unwrap().conditions[0].message;

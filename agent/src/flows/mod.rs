@@ -1,17 +1,54 @@
-//! The kube-runtime Controller of one scope, fed by the caches' triggers.
+//! The JobFlow controller: a kube-runtime Controller per scope, fed by its [`triggers`] on the
+//! caches. One reconcile ([`reconcile`]) takes the flow's turn ([`key_locks`]), reads its
+//! [`view`], asks the pure planner (`jobflow::planner`) and carries the plan out ([`apply`]).
+
+pub mod apply;
+pub mod context;
+pub mod error;
+pub mod key_locks;
+pub mod peers;
+pub mod queue;
+pub mod reconcile;
+pub mod triggers;
+pub mod view;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::{StreamExt, stream};
 use jobflow::api::JobFlow;
-use kube::ResourceExt;
+use kube::Client;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 
-use crate::context::Context;
-use crate::error::{Error, chain};
-use crate::reconcile::reconcile;
+use self::context::Context;
+use self::error::{Error, retry_delay};
+use self::queue::Queue;
+use self::reconcile::reconcile;
+use self::triggers::Triggers;
+use crate::error::chain;
+use crate::kube::caches::Caches;
+
+/// One scope's caches and controller queue.
+#[derive(Debug)]
+pub struct Scope {
+    /// The caches and per-flow index.
+    pub caches: Arc<Caches>,
+    /// The controller's queue.
+    pub queue: Arc<Queue>,
+}
+
+impl Scope {
+    /// Starts the watches of `namespace` (all when `None`), their changes triggering the
+    /// controller's queue; the watches live as long as the process.
+    pub fn start(client: &Client, namespace: Option<String>) -> Self {
+        let (caches, writers) = Caches::new(namespace);
+        let queue = Arc::new(Queue::default());
+        let triggers = Arc::new(Triggers::new(caches.flows.clone(), Arc::clone(&queue)));
+        drop(caches.start(client, writers, triggers));
+        Self { caches, queue }
+    }
+}
 
 /// Runs the controller until `shutdown` resolves and the reconciles in flight have finished.
 ///
@@ -24,8 +61,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let caches = Arc::clone(&ctx.caches);
-    let triggers = caches.triggers.attach();
-    caches.triggers.send(
+    let queue = Arc::clone(&ctx.queue);
+    let triggers = queue.attach();
+    queue.send(
         caches
             .flows
             .state()
@@ -51,7 +89,7 @@ pub async fn run(
             std::future::ready(())
         })
         .await;
-    caches.triggers.detach();
+    queue.detach();
     tracing::info!(
         namespace = caches.namespace.as_deref().unwrap_or("*"),
         "controller stopped"
@@ -66,11 +104,7 @@ pub async fn run(
 )]
 fn error_policy(flow: Arc<JobFlow>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failed(error.metric_label());
-    let delay = ctx
-        .caches
-        .flow_states
-        .reconcile_failed(&flow.uid().unwrap_or_default());
-    ctx.caches.forget_if_gone(&flow);
+    let delay = retry_delay(ctx.caches.index.reconcile_failed(&flow));
     tracing::warn!(
         flow = %ObjectRef::from_obj(&*flow),
         error = %chain(error),

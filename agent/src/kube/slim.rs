@@ -1,7 +1,7 @@
 //! The forms in which the caches hold Jobs and pods: metadata and status only.
 //!
 //! A `k8s_openapi` Job is 2.6 KB before any field is set (its spec holds a whole pod template
-//! inline) and a Pod 2.2 KB, whatever [`crate::strip`] leaves in them. The planner reads
+//! inline) and a Pod 2.2 KB, whatever [`super::strip`] leaves in them. The planner reads
 //! neither spec, so the caches hold these types instead (about 0.6 and 0.8 KB), and the watch
 //! never builds the specs at all: serde skips what a type does not name. A reconcile turns the
 //! few objects of its own flow back into Jobs and Pods for the planner.

@@ -5,11 +5,11 @@ use jobflow::api::JobFlow;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodCondition,
-    PodStatus, PodTemplateSpec,
+    PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::cached::{CachedJob, CachedPod};
+use super::slim::{CachedJob, CachedPod};
 
 /// The annotation `kubectl apply` keeps a full copy of the object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -23,19 +23,16 @@ pub fn flow(flow: &mut JobFlow) {
     }
 }
 
-/// Jobs the agent applied or read (standing in for the cache until the watch shows them) keep
-/// their identity, labels, annotations, owners, timestamps, status and the small fields of
-/// their spec; the pod template (the bulk of a Job) goes.
-pub fn job(job: &mut Job) {
-    keep_identity(&mut job.metadata, true);
-    if let Some(spec) = job.spec.as_mut() {
-        spec.template = PodTemplateSpec::default();
-        spec.selector = None;
-    }
-    keep_job_status(job.status.as_mut());
+/// A Job the API server returned to a create or a GET (standing in for the cache until the
+/// watch shows it), kept as the cache keeps Jobs: see [`cached_job`].
+pub fn job(job: Job) -> CachedJob {
+    let mut cached = CachedJob::from(job);
+    cached_job(&mut cached);
+    cached
 }
 
-/// Cached Jobs (which have no spec) keep what [`job`] keeps of the metadata and status.
+/// Cached Jobs (which have no spec) keep their identity, labels, annotations, owners,
+/// timestamps and status.
 pub fn cached_job(job: &mut CachedJob) {
     keep_identity(&mut job.metadata, true);
     keep_job_status(job.status.as_mut());
@@ -126,7 +123,7 @@ fn keep_identity(meta: &mut ObjectMeta, keep_annotations: bool) {
 mod tests {
     use super::*;
     use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
     /// `pod` as the pod cache holds it, read back as the planner reads it.
@@ -152,7 +149,7 @@ mod tests {
 
     #[test]
     fn jobs_lose_template_and_managed_fields_but_keep_what_the_planner_reads() {
-        let mut j = crate::observe::tests::job("f-a-1", "f", "u");
+        let mut j = crate::testing::job("f-a-1", "f", "u");
         j.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
         j.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
         j.spec = Some(JobSpec {
@@ -170,17 +167,13 @@ mod tests {
             ..JobStatus::default()
         });
         let before = j.clone();
-        job(&mut j);
+        let j = job(j);
         let mut cached = CachedJob::from(before.clone());
         cached_job(&mut cached);
         assert_eq!(cached.metadata, j.metadata, "one rule for both forms");
         assert_eq!(cached.status, j.status);
         assert_eq!(j.metadata.managed_fields, None);
-        assert_eq!(
-            j.spec.as_ref().unwrap().template,
-            PodTemplateSpec::default()
-        );
-        assert_eq!(j.spec.as_ref().unwrap().backoff_limit, Some(2));
+        assert_eq!(j.job().spec, None, "the pod template goes");
         assert_eq!(j.status, before.status);
         assert_eq!(j.metadata.labels, before.metadata.labels);
         assert_eq!(j.metadata.annotations, before.metadata.annotations);
@@ -192,14 +185,14 @@ mod tests {
 
     #[test]
     fn pods_keep_phase_and_termination_message_only() {
-        let mut p = crate::observe::tests::pod("p", ("job-name", "j"), "Succeeded", Some("out"));
+        let mut p = crate::testing::pod("p", ("job-name", "j"), "Succeeded", Some("out"));
         p.spec = Some(PodSpec::default());
         p.metadata.annotations = Some([("big".to_owned(), "x".repeat(1000))].into());
         let p = stripped(p);
         assert_eq!(p.spec, None);
         assert_eq!(p.metadata.annotations, None);
         assert_eq!(p.metadata.labels.as_ref().unwrap()["job-name"], "j");
-        assert_eq!(crate::observe::termination_message(&p), Some("out"));
+        assert_eq!(crate::flows::view::termination_message(&p), Some("out"));
     }
 
     #[test]
@@ -231,7 +224,7 @@ mod tests {
             )),
             ..PodCondition::default()
         };
-        let mut p = crate::observe::tests::pod("p", ("job-name", "j"), "Pending", None);
+        let mut p = crate::testing::pod("p", ("job-name", "j"), "Pending", None);
         let status = p.status.as_mut().unwrap();
         status.conditions = Some(vec![
             condition("PodScheduled", "Unschedulable"),
@@ -276,7 +269,7 @@ mod tests {
 
     #[test]
     fn flows_lose_managed_fields_and_last_applied() {
-        let mut f = crate::observe::tests::flow("f", "u", None, 0);
+        let mut f = crate::testing::flow("f", "u", None, 0);
         f.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
         f.metadata.annotations = Some(
             [

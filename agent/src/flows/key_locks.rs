@@ -3,7 +3,7 @@
 //! Whether a flow may start depends on its peers' status. Two reconciles of peers running at
 //! once would each plan from a view that lacks the other's decision and could both start; taking
 //! the key's lock for the whole observe-plan-apply makes the later one see the earlier one's
-//! status write (read back through `Written`).
+//! status write (read back through the index's read-your-writes overlay).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

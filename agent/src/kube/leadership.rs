@@ -1,4 +1,5 @@
-//! The leadership guard: every API write of the controllers asks it first.
+//! The leadership guard: every API write of the controllers asks it first (through
+//! [`super::call::Calls`]); the elector ([`crate::leader`]) moves it.
 //!
 //! The elector moves "leading until" forward after each successful claim or renewal, to the
 //! monotonic instant that renewal *started* plus the renew deadline. The renew deadline is

@@ -1,8 +1,8 @@
 //! The watch caches of one scope (one namespace, or all): flows, the agent's Jobs and their
-//! pods, each stripped to what the planner reads, plus the per-flow state
-//! that lives and dies with the cached flows. Reconciles read only from here, never with a GET.
+//! pods, each kept slim (see [`super::slim`], [`super::strip`]), and the per-flow index the
+//! watches feed ([`super::index`]). Reconciles read only from here, never with a GET (except to
+//! confirm that a Job the cache lacks is really gone).
 
-use std::collections::HashSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -13,26 +13,21 @@ use k8s_openapi::serde::de::DeserializeOwned;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, Resource};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::applied::AppliedJobs;
-use crate::by_flow::ByFlow;
-use crate::cached::{self, CachedJob, CachedPod};
+use super::index::{FlowIndex, Kind};
+use super::slim::{CachedJob, CachedPod};
+use super::strip;
 use crate::error::chain;
-use crate::flow_state::FlowStates;
-use crate::strip;
-use crate::templates::Templates;
-use crate::triggers::{self, Triggers};
-use crate::written::{self, Written};
 
-/// One scope's caches and per-flow state.
+/// One scope's caches and per-flow index.
 #[derive(Debug)]
 pub struct Caches {
     /// The namespace watched, or `None` for all.
     pub namespace: Option<String>,
-    /// `JobFlows`.
+    /// `JobFlows`, their step templates moved into the index (see [`FlowIndex::keep_flow`]).
     pub flows: Store<JobFlow>,
     /// Jobs labelled `workflow.kube-zen.io/managed-by=jobflow-agent` (metadata and status).
     pub jobs: Store<CachedJob>,
@@ -40,22 +35,21 @@ pub struct Caches {
     /// for how their containers failed, the others to tell why one is stuck (metadata and
     /// status).
     pub pods: Store<CachedPod>,
-    /// The cached Jobs of each flow.
-    pub flow_jobs: ByFlow,
-    /// The cached pods of each flow.
-    pub flow_pods: ByFlow,
-    /// The controller's trigger channel.
-    pub triggers: Triggers,
-    /// Per-flow state: compiled spec, reconcile failures, refused writes.
-    pub flow_states: FlowStates,
-    /// Our own status writes the cache has not shown yet.
-    pub written: Written,
-    /// The step templates of the cached flows, as JSON text (the flows hold `None`).
-    pub templates: Templates,
-    /// Jobs we applied that the cache has not shown yet.
-    pub applied: AppliedJobs,
+    /// The per-flow index.
+    pub index: FlowIndex,
     /// Turns true once every cache has synced.
     synced: watch::Sender<bool>,
+}
+
+/// Who hears of each change after the caches and the index took it (the flow controller's
+/// triggers). `old` is the object as cached before the event.
+pub trait Listener: Send + Sync + 'static {
+    /// A flow event.
+    fn flow(&self, flows: &Store<JobFlow>, old: Option<&JobFlow>, event: &Event<JobFlow>);
+    /// A Job event.
+    fn job(&self, event: &Event<CachedJob>);
+    /// A pod event.
+    fn pod(&self, old: Option<&CachedPod>, event: &Event<CachedPod>);
 }
 
 /// The writers of one scope's caches.
@@ -84,13 +78,7 @@ impl Caches {
             flows,
             jobs,
             pods,
-            flow_jobs: ByFlow::default(),
-            flow_pods: ByFlow::default(),
-            triggers: Triggers::default(),
-            flow_states: FlowStates::default(),
-            written: Written::default(),
-            templates: Templates::default(),
-            applied: AppliedJobs::default(),
+            index: FlowIndex::default(),
             synced: watch::Sender::new(false),
         });
         (
@@ -103,17 +91,28 @@ impl Caches {
         )
     }
 
-    /// Starts the three watches that fill the caches; the tasks run until aborted.
-    pub fn start(self: &Arc<Self>, client: &Client, writers: Writers) -> Vec<JoinHandle<()>> {
+    /// Starts the three watches that fill the caches and tell `listener`; the tasks run until
+    /// aborted.
+    pub fn start(
+        self: &Arc<Self>,
+        client: &Client,
+        writers: Writers,
+        listener: Arc<dyn Listener>,
+    ) -> Vec<JoinHandle<()>> {
         let managed = format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE);
         let ns = self.namespace.as_deref();
-        // A Job or pod event of a flow that is gone (its Jobs are deleted after it) wakes
-        // nothing: the controller would never reconcile it, and the trigger would stay pending.
+        let on_flow = {
+            let (caches, listener) = (Arc::clone(self), Arc::clone(&listener));
+            move |store: &Store<JobFlow>, old: Option<Arc<JobFlow>>, event: &Event<JobFlow>| {
+                caches.index.flow_event(store, event);
+                listener.flow(store, old.as_deref(), event);
+            }
+        };
         let on_job = {
-            let caches = Arc::clone(self);
+            let (caches, listener) = (Arc::clone(self), Arc::clone(&listener));
             move |store: &Store<CachedJob>, _: Option<Arc<CachedJob>>, event: &Event<CachedJob>| {
-                caches.flow_jobs.apply(store, event);
-                caches.send_existing(triggers::for_job(event));
+                caches.index.apply(Kind::Jobs, store, event);
+                listener.job(event);
             }
         };
         let on_pod = {
@@ -121,10 +120,13 @@ impl Caches {
             move |store: &Store<CachedPod>,
                   old: Option<Arc<CachedPod>>,
                   event: &Event<CachedPod>| {
-                caches.flow_pods.apply(store, event);
-                let old = old.map(|pod| pod.pod());
-                caches.send_existing(triggers::for_pod(old.as_ref(), &cached::pod_event(event)));
+                caches.index.apply(Kind::Pods, store, event);
+                listener.pod(old.as_deref(), event);
             }
+        };
+        let keep_flow = {
+            let caches = Arc::clone(self);
+            move |flow: &mut JobFlow| caches.index.keep_flow(flow)
         };
         let all = watcher::Config::default().any_semantic();
         vec![
@@ -132,12 +134,9 @@ impl Caches {
             tokio::spawn(reflect(
                 api(client, ns),
                 all.clone(),
-                {
-                    let caches = Arc::clone(self);
-                    move |flow: &mut JobFlow| caches.keep_flow(flow)
-                },
+                keep_flow,
                 writers.flows,
-                on_flow_event(Arc::clone(self)),
+                on_flow,
             )),
             tokio::spawn(reflect(
                 api(client, ns),
@@ -161,65 +160,6 @@ impl Caches {
     pub async fn wait_until_ready(&self) {
         // An error means the sender is gone, which cannot happen while `self` is borrowed.
         let _ = self.synced.subscribe().wait_for(|synced| *synced).await;
-    }
-
-    /// Triggers the flows among `flows` that the flow cache holds.
-    fn send_existing(&self, flows: Vec<triggers::FlowRef>) {
-        self.triggers.send(
-            flows
-                .into_iter()
-                .filter(|flow| self.flows.get(flow).is_some()),
-        );
-    }
-
-    /// Drops the per-flow state of `flow` if the cache no longer holds it (by UID). Called after
-    /// each reconcile, which may have added state after the flow's delete event dropped it: the
-    /// cache is updated before that event's handler runs, so one of the two always sees it gone.
-    pub fn forget_if_gone(&self, flow: &JobFlow) {
-        let Some(uid) = flow.metadata.uid.as_deref() else {
-            return;
-        };
-        let cached = self.flows.get(&ObjectRef::from_obj(flow));
-        if cached.is_none_or(|cached| cached.metadata.uid.as_deref() != Some(uid)) {
-            self.forget(uid);
-        }
-    }
-
-    /// Drops the per-flow state of a deleted flow.
-    fn forget(&self, uid: &str) {
-        self.flow_states.forget(uid);
-        self.written.forget(uid);
-        self.templates.forget(uid);
-        self.applied.forget_flow(uid);
-    }
-
-    /// Keeps the per-flow state of `live` flows only.
-    fn retain(&self, live: &HashSet<String>) {
-        self.flow_states.retain(live);
-        self.written.retain(live);
-        self.templates.retain(live);
-    }
-
-    /// The newest version of `flow` this agent knows: the cache's current one when it is newer
-    /// than the one the controller handed over (which is the cache's version when the reconcile
-    /// was queued), or the one we last wrote when the cache has not caught up with it.
-    pub fn freshest_flow(&self, flow: Arc<JobFlow>) -> Arc<JobFlow> {
-        let current = self
-            .flows
-            .get(&ObjectRef::from_obj(&*flow))
-            .filter(|current| {
-                current.metadata.uid == flow.metadata.uid
-                    && written::compare(current, &flow) == Some(std::cmp::Ordering::Greater)
-            })
-            .unwrap_or(flow);
-        self.written.freshest(current)
-    }
-
-    /// What is kept of a flow the watch or a status write returned: [`strip::flow`], and its
-    /// templates moved to [`Caches::templates`] (a reconcile restores them).
-    pub fn keep_flow(&self, flow: &mut JobFlow) {
-        strip::flow(flow);
-        self.templates.take(flow);
     }
 
     /// Whether all three caches hold a complete first list.
@@ -249,31 +189,6 @@ impl Caches {
                 self.synced.send_replace(true);
             }
             Err(error) => tracing::error!(error = %chain(&error), "a watch cache never filled"),
-        }
-    }
-}
-
-/// After each flow event: wake the flows it concerns, drop the state of deleted flows, and
-/// end read-your-writes for a flow whose cache shows our write.
-fn on_flow_event(
-    caches: Arc<Caches>,
-) -> impl FnMut(&Store<JobFlow>, Option<Arc<JobFlow>>, &Event<JobFlow>) + Send + 'static {
-    move |store, old, event| {
-        caches
-            .triggers
-            .send(triggers::for_flow(store, old.as_deref(), event));
-        match event {
-            Event::Delete(gone) => {
-                caches.forget(&gone.uid().unwrap_or_default());
-                caches.triggers.forget(&ObjectRef::from_obj(gone));
-            }
-            Event::InitDone => {
-                // A relist replaces the cache wholesale; deletions in between sent no event.
-                caches.retain(&store.state().iter().filter_map(|f| f.uid()).collect());
-            }
-            // Read-your-writes is over once the cache holds our write.
-            Event::Apply(flow) | Event::InitApply(flow) => caches.written.caught_up(flow),
-            Event::Init => {}
         }
     }
 }
@@ -331,6 +246,32 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    impl Caches {
+        /// Feeds `flow` to the flow cache as its watch would.
+        pub(crate) fn put_flow(&self, writers: &mut Writers, mut flow: JobFlow) {
+            self.index.keep_flow(&mut flow);
+            let event = Event::Apply(flow);
+            writers.flows.apply_watcher_event(&event);
+            self.index.flow_event(&self.flows, &event);
+        }
+
+        /// Feeds `job` to the Job cache as its watch would.
+        pub(crate) fn put_job(&self, writers: &mut Writers, mut job: CachedJob) {
+            strip::cached_job(&mut job);
+            let event = Event::Apply(job);
+            writers.jobs.apply_watcher_event(&event);
+            self.index.apply(Kind::Jobs, &self.jobs, &event);
+        }
+
+        /// Feeds `pod` to the pod cache as its watch would.
+        pub(crate) fn put_pod(&self, writers: &mut Writers, mut pod: CachedPod) {
+            strip::pod(&mut pod);
+            let event = Event::Apply(pod);
+            writers.pods.apply_watcher_event(&event);
+            self.index.apply(Kind::Pods, &self.pods, &event);
+        }
+    }
 
     /// Marks every store of `writers` as listed.
     fn list_all(writers: &mut Writers) {

@@ -1,22 +1,21 @@
-//! Which flows to reconcile when a cached object changes, and the channel that carries them to
-//! the controller while this replica leads.
+//! Which flows to reconcile when a cached object changes: the flow controller's
+//! [`Listener`] on the caches.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 
-use futures::channel::mpsc;
 use jobflow::api::{FlowPhase, JobFlow};
-use jobflow::labels;
 use jobflow::planner::{pod_failure, pod_trouble};
 use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
-use kube::{Resource, ResourceExt};
 
-use crate::observe;
-
-/// A reference to a flow to reconcile.
-pub type FlowRef = ObjectRef<JobFlow>;
+use super::peers::{concurrency_key, is_peer_of};
+use super::queue::{FlowRef, Queue};
+use super::view::termination_message;
+use crate::kube::caches::Listener;
+use crate::kube::owner::labelled_flow;
+use crate::kube::slim::{CachedJob, CachedPod, pod_event};
 
 /// Flows to reconcile after a flow event; `old` is the cached flow before the event.
 ///
@@ -41,11 +40,11 @@ pub fn for_flow(
     }
 }
 
-/// The flow owning a Job that was added, changed or deleted.
+/// The flow of a Job that was added, changed or deleted.
 pub fn for_job<K: Resource>(event: &Event<K>) -> Vec<FlowRef> {
     match event {
         Event::Apply(job) | Event::InitApply(job) | Event::Delete(job) => {
-            owner_flow(job).into_iter().collect()
+            flow_of(job).into_iter().collect()
         }
         Event::Init | Event::InitDone => Vec::new(),
     }
@@ -60,7 +59,7 @@ pub fn for_job<K: Resource>(event: &Event<K>) -> Vec<FlowRef> {
 pub fn for_pod(old: Option<&Pod>, event: &Event<Pod>) -> Vec<FlowRef> {
     let wakes = match event {
         Event::Apply(pod) | Event::InitApply(pod) => {
-            observe::termination_message(pod).is_some()
+            termination_message(pod).is_some()
                 || pod_trouble(pod) != old.and_then(pod_trouble)
                 || (pod_failure(pod).is_some() && old.and_then(pod_failure).is_none())
         }
@@ -69,26 +68,20 @@ pub fn for_pod(old: Option<&Pod>, event: &Event<Pod>) -> Vec<FlowRef> {
     };
     match event {
         Event::Apply(pod) | Event::InitApply(pod) | Event::Delete(pod) if wakes => {
-            let flow = pod.labels().get(labels::FLOW);
-            flow.zip(pod.namespace())
-                .map(|(name, ns)| ObjectRef::new(name).within(&ns))
-                .into_iter()
-                .collect()
+            flow_of(pod).into_iter().collect()
         }
         _ => Vec::new(),
     }
 }
 
-fn owner_flow<K: Resource>(job: &K) -> Option<FlowRef> {
-    let ns = job.namespace()?;
-    job.owner_references()
-        .iter()
-        .find(|o| o.kind == "JobFlow" && o.api_version.starts_with(jobflow::api::GROUP))
-        .map(|o| ObjectRef::new(&o.name).within(&ns))
+/// The flow whose label `object` carries.
+fn flow_of<K: Resource>(object: &K) -> Option<FlowRef> {
+    let (namespace, name) = labelled_flow(object.meta())?;
+    Some(ObjectRef::new(&name).within(&namespace))
 }
 
 fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
-    if observe::concurrency_key(new).is_none() {
+    if concurrency_key(new).is_none() {
         return false;
     }
     let Some(old) = old else { return true };
@@ -98,14 +91,12 @@ fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
 }
 
 fn unfinished_peers(flows: &Store<JobFlow>, flow: &JobFlow) -> Vec<FlowRef> {
-    let Some(key) = observe::concurrency_key(flow) else {
+    if concurrency_key(flow).is_none() {
         return Vec::new();
-    };
+    }
     flows
         .state_filter(|other| {
-            other.metadata.namespace == flow.metadata.namespace
-                && other.metadata.uid != flow.metadata.uid
-                && observe::concurrency_key(other) == Some(key)
+            is_peer_of(other, flow)
                 && !other
                     .status
                     .as_ref()
@@ -117,66 +108,45 @@ fn unfinished_peers(flows: &Store<JobFlow>, flow: &JobFlow) -> Vec<FlowRef> {
         .collect()
 }
 
-/// The controller's trigger channel, attached only while a controller runs (a standby's
-/// triggers are dropped: a new leader reconciles every flow first anyway), and the flows that
-/// were triggered and not yet reconciled (the work queue depth).
-#[derive(Debug, Default)]
+/// The flow controller's listener on the caches: each change becomes the flows to reconcile.
 pub struct Triggers {
-    state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    tx: Option<mpsc::UnboundedSender<FlowRef>>,
-    pending: HashSet<FlowRef>,
+    flows: Store<JobFlow>,
+    queue: Arc<Queue>,
 }
 
 impl Triggers {
-    /// Opens the channel; every trigger from now on goes to the returned receiver.
-    pub fn attach(&self) -> mpsc::UnboundedReceiver<FlowRef> {
-        let (tx, rx) = mpsc::unbounded();
-        let mut state = self.lock();
-        state.tx = Some(tx);
-        state.pending.clear();
-        rx
+    /// Triggers that send to `queue` the flows of `flows` (the flow cache) a change concerns.
+    pub fn new(flows: Store<JobFlow>, queue: Arc<Queue>) -> Self {
+        Self { flows, queue }
     }
 
-    /// Closes the channel: triggers are dropped again.
-    pub fn detach(&self) {
-        let mut state = self.lock();
-        state.tx = None;
-        state.pending.clear();
+    /// Sends the flows among `flows` that the flow cache holds. A Job or pod event of a flow
+    /// that is gone (its Jobs are deleted after it) wakes nothing: the controller would never
+    /// reconcile it, and the trigger would stay pending.
+    fn send_existing(&self, flows: Vec<FlowRef>) {
+        self.queue.send(
+            flows
+                .into_iter()
+                .filter(|flow| self.flows.get(flow).is_some()),
+        );
     }
+}
 
-    /// Sends `flows` to the controller, if one runs.
-    pub fn send(&self, flows: impl IntoIterator<Item = FlowRef>) {
-        let mut state = self.lock();
-        let State { tx, pending } = &mut *state;
-        let Some(sender) = tx else { return };
-        for flow in flows {
-            if sender.unbounded_send(flow.clone()).is_ok() {
-                pending.insert(flow);
-            }
+impl Listener for Triggers {
+    fn flow(&self, flows: &Store<JobFlow>, old: Option<&JobFlow>, event: &Event<JobFlow>) {
+        self.queue.send(for_flow(flows, old, event));
+        if let Event::Delete(gone) = event {
+            self.queue.forget(&ObjectRef::from_obj(gone));
         }
     }
 
-    /// The controller started reconciling `flow`.
-    pub fn started(&self, flow: &FlowRef) {
-        self.lock().pending.remove(flow);
+    fn job(&self, event: &Event<CachedJob>) {
+        self.send_existing(for_job(event));
     }
 
-    /// `flow` is gone: it will never be reconciled.
-    pub fn forget(&self, flow: &FlowRef) {
-        self.lock().pending.remove(flow);
-    }
-
-    /// Flows triggered and not yet reconciled.
-    pub fn depth(&self) -> usize {
-        self.lock().pending.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn pod(&self, old: Option<&CachedPod>, event: &Event<CachedPod>) {
+        let old = old.map(CachedPod::pod);
+        self.send_existing(for_pod(old.as_ref(), &pod_event(event)));
     }
 }
 
@@ -184,9 +154,9 @@ impl Triggers {
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::observe::tests::{flow, job, pod};
-    use futures::StreamExt;
+    use crate::testing::{flow, job, pod};
     use jobflow::api::JobFlowStatus;
+    use jobflow::labels;
     use kube::runtime::reflector;
 
     fn store_of(flows: &[JobFlow]) -> Store<JobFlow> {
@@ -354,21 +324,5 @@ mod tests {
             ["f"]
         );
         assert!(for_pod(None, &Event::Delete(starting.clone())).is_empty());
-    }
-
-    #[test]
-    fn triggers_flow_only_while_attached_and_count_pending() {
-        let t = Triggers::default();
-        let a: FlowRef = ObjectRef::new("a").within("ns");
-        t.send([a.clone()]);
-        assert_eq!(t.depth(), 0, "no controller: dropped");
-        let mut rx = t.attach();
-        t.send([a.clone(), a.clone()]);
-        assert_eq!(t.depth(), 1);
-        t.started(&a);
-        assert_eq!(t.depth(), 0);
-        t.detach();
-        let received: Vec<FlowRef> = futures::executor::block_on(rx.by_ref().collect());
-        assert_eq!(received.len(), 2);
     }
 }
