@@ -1,7 +1,6 @@
 //! Prometheus series, named as in the original zen-flow. Labels are bounded: phases, results,
 //! reasons, static error names, operations and namespaces; never object names.
 
-mod derive;
 mod gauges;
 #[cfg(test)]
 mod rules_tests;
@@ -10,15 +9,14 @@ mod webhook;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use jiff::Timestamp;
-use jobflow::api::{JobFlow, JobFlowStatus};
+use jobflow::api::JobFlow;
+use jobflow::planner::Transitions;
 use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-pub use derive::derive;
 pub use gauges::compute_gauges;
 pub use webhook::{Cert, Source, WebhookMetrics};
 
@@ -322,13 +320,12 @@ impl Metrics {
         self.status_update.observe(took.as_secs_f64());
     }
 
-    /// Records what changed between a flow's written status and its previous one.
-    pub fn status_changed(&self, old: &JobFlowStatus, new: &JobFlowStatus, now: Timestamp) {
-        let delta = derive(old, new, now);
+    /// Counts the transitions of a plan whose status was written.
+    pub fn transitions(&self, delta: &Transitions) {
         if let Some((from, to)) = delta.flow_transition {
             self.phase_transitions.with_label_values(&[from, to]).inc();
         }
-        for (result, secs) in delta.step_durations {
+        for &(result, secs) in &delta.step_durations {
             self.step_duration
                 .with_label_values(&[result])
                 .observe(secs);
@@ -337,11 +334,11 @@ impl Metrics {
             self.step_errors.with_label_values(&[reason.as_str()]).inc();
         }
         self.step_retries.inc_by(delta.retries);
-        for secs in delta.retry_backoffs {
+        for &secs in &delta.retry_backoffs {
             self.retry_backoff.observe(secs);
         }
         self.step_timeouts.inc_by(delta.timeouts);
-        for secs in delta.approval_latencies {
+        for &secs in &delta.approval_latencies {
             self.approval_latency.observe(secs);
         }
     }

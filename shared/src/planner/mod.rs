@@ -30,6 +30,7 @@ mod stuck;
 mod testing;
 #[cfg(test)]
 mod tests;
+mod transitions;
 
 pub use backoff::backoff;
 pub use budget::{MAX_STATUS_BYTES, STATUS_TRIMMED};
@@ -41,6 +42,7 @@ pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
 pub use pod_failure::{MAX_FAILURE_MESSAGE, pod_failure};
 pub use pod_trouble::{PodTrouble, pod_trouble};
 pub use resources::resource_objects;
+pub use transitions::{Transitions, transitions};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -152,6 +154,8 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
     /// The flow's TTL has expired: delete the flow (its Jobs follow by garbage collection).
     pub delete_flow: bool,
+    /// What changed from the flow's status to [`Plan::status`], for the agent's metrics.
+    pub transitions: Transitions,
 }
 
 /// Plans one reconcile of `flow`.

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::transitions::transitions;
 use super::{CompiledFlow, JobDeletion, Observed, Plan, PlannedEvent};
 use crate::api::reasons;
 use crate::api::{FlowPhase, JobFlow, JobFlowStatus, Step, StepPhase, StepStatus};
@@ -248,6 +249,8 @@ impl<'a> Planning<'a> {
             // years, and a change nobody announced is noticed within the hour.
             self.plan.requeue_after = Some(Duration::from_secs(seconds.max(1)).min(MAX_REQUEUE));
         }
+        let before = self.flow.status.clone().unwrap_or_default();
+        self.plan.transitions = transitions(&before, &self.status, self.now);
         self.plan.status = self.status;
         self.plan
     }

@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use jiff::Timestamp;
 use jobflow::api::{JobFlow, JobFlowStatus, StepStatus, reasons};
 use jobflow::labels::FIELD_MANAGER;
 use jobflow::planner::{BuiltJob, JobDeletion, Plan, PlannedEvent, Refusal};
@@ -94,6 +93,7 @@ pub async fn carry_out(ctx: &Arc<Context>, flow: &JobFlow, plan: &Plan) -> Resul
         if !change.0.is_empty() {
             tracing::debug!(change = %change, "writing the status");
             write_status(ctx, flow, namespace, &status).await?;
+            ctx.metrics.transitions(&plan.transitions);
         }
     }
     publish(ctx, flow, &plan.events);
@@ -273,8 +273,6 @@ async fn write_status(
         .map_err(|source| Error::PatchStatus { source })?;
     ctx.metrics.status_written(started.elapsed());
     ctx.caches.index.record_written(written, Instant::now());
-    let old = flow.status.clone().unwrap_or_default();
-    ctx.metrics.status_changed(&old, status, Timestamp::now());
     Ok(())
 }
 

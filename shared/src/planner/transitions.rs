@@ -1,19 +1,22 @@
-//! What a status write changed, for the counters and histograms: a pure function of the old
-//! status, the new one and the clock.
+//! The transitions a plan decided, for the agent's counters and histograms: what changed
+//! between the status the flow had and the status the plan gives it (the flow's phase, steps
+//! that ended, new attempts and their backoff, timeouts, approvals). The planner records them
+//! in [`super::Plan::transitions`]; the agent counts them once the status is written and never
+//! works them out again.
 
 use std::collections::BTreeMap;
 
+use crate::api::reasons;
+use crate::api::{FlowPhase, JobFlowStatus, StepPhase, StepStatus};
 use jiff::Timestamp;
-use jobflow::api::reasons;
-use jobflow::api::{FlowPhase, JobFlowStatus, StepPhase, StepStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// The longest step reason used as a label as is; longer ones count as `Other`.
 const MAX_REASON_LEN: usize = 48;
 
-/// The observations one status change makes.
+/// The transitions of one plan.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StatusDelta {
+pub struct Transitions {
     /// The flow's phase change, `None` written as `"None"`.
     pub flow_transition: Option<(&'static str, &'static str)>,
     /// Steps that reached Succeeded, Failed or Skipped: (result, seconds run), for steps that ran.
@@ -30,12 +33,12 @@ pub struct StatusDelta {
     pub approval_latencies: Vec<f64>,
 }
 
-/// Compares the status before a write with the status written.
-pub fn derive(old: &JobFlowStatus, new: &JobFlowStatus, now: Timestamp) -> StatusDelta {
-    let mut delta = StatusDelta {
+/// The transitions from status `old` to status `new` at `now`.
+pub fn transitions(old: &JobFlowStatus, new: &JobFlowStatus, now: Timestamp) -> Transitions {
+    let mut delta = Transitions {
         flow_transition: (old.phase != new.phase)
             .then(|| (phase_label(old.phase), phase_label(new.phase))),
-        ..StatusDelta::default()
+        ..Transitions::default()
     };
     let before: BTreeMap<&str, &StepStatus> =
         old.steps.iter().map(|s| (s.name.as_str(), s)).collect();
@@ -50,7 +53,7 @@ fn step_delta(
     was: Option<&StepStatus>,
     now_step: &StepStatus,
     now: Timestamp,
-    delta: &mut StatusDelta,
+    delta: &mut Transitions,
 ) {
     let was_phase = was.map(|s| s.phase);
     let phase = now_step.phase;
@@ -148,7 +151,7 @@ mod tests {
             Some(FlowPhase::Running),
             vec![step("a", StepPhase::Running)],
         );
-        assert_eq!(derive(&s, &s, at(0)), StatusDelta::default());
+        assert_eq!(transitions(&s, &s, at(0)), Transitions::default());
     }
 
     #[test]
@@ -156,7 +159,7 @@ mod tests {
         let old = JobFlowStatus::default();
         let new = status(Some(FlowPhase::Running), vec![]);
         assert_eq!(
-            derive(&old, &new, at(0)).flow_transition,
+            transitions(&old, &new, at(0)).flow_transition,
             Some(("None", "Running"))
         );
     }
@@ -175,12 +178,12 @@ mod tests {
             vec![running, step("b", StepPhase::Pending)],
         );
         let new = status(Some(FlowPhase::Succeeded), vec![done.clone(), skipped_new]);
-        let d = derive(&old, &new, at(50));
+        let d = transitions(&old, &new, at(50));
         assert_eq!(d.step_durations, vec![("Succeeded", 42.0)]);
         assert_eq!(d.flow_transition, Some(("Running", "Succeeded")));
         assert!(d.step_failures.is_empty());
         // Written again unchanged: nothing more is observed.
-        assert!(derive(&new, &new, at(60)).step_durations.is_empty());
+        assert!(transitions(&new, &new, at(60)).step_durations.is_empty());
     }
 
     #[test]
@@ -198,7 +201,7 @@ mod tests {
                 step("c", StepPhase::Running),
             ],
         );
-        let d = derive(&old, &status(None, vec![failed, odd, plain]), at(0));
+        let d = transitions(&old, &status(None, vec![failed, odd, plain]), at(0));
         assert_eq!(
             d.step_failures,
             [reasons::BACKOFF_LIMIT_EXCEEDED, "Other", "Failed"]
@@ -212,7 +215,7 @@ mod tests {
         let mut new = step("a", StepPhase::Pending);
         new.retry_count = 2;
         new.next_attempt_time = Some(Time(at(30)));
-        let d = derive(
+        let d = transitions(
             &status(None, vec![old]),
             &status(None, vec![new.clone()]),
             at(10),
@@ -220,7 +223,7 @@ mod tests {
         assert_eq!(d.retries, 1);
         assert_eq!(d.retry_backoffs, vec![20.0]);
         // The same backoff written again is not observed twice.
-        let again = derive(
+        let again = transitions(
             &status(None, vec![new.clone()]),
             &status(None, vec![new]),
             at(11),
@@ -234,11 +237,14 @@ mod tests {
         timed_out.reason = Some(reasons::TIMEOUT.to_owned());
         let old = status(None, vec![step("a", StepPhase::Running)]);
         let new = status(None, vec![timed_out.clone()]);
-        assert_eq!(derive(&old, &new, at(0)).timeouts, 1);
-        assert_eq!(derive(&new, &new, at(1)).timeouts, 0);
+        assert_eq!(transitions(&old, &new, at(0)).timeouts, 1);
+        assert_eq!(transitions(&new, &new, at(1)).timeouts, 0);
         let mut second = timed_out.clone();
         second.attempt = 2;
-        assert_eq!(derive(&new, &status(None, vec![second]), at(2)).timeouts, 1);
+        assert_eq!(
+            transitions(&new, &status(None, vec![second]), at(2)).timeouts,
+            1
+        );
     }
 
     #[test]
@@ -248,7 +254,7 @@ mod tests {
         let mut approved = waiting.clone();
         approved.phase = StepPhase::Succeeded;
         approved.completion_time = Some(Time(at(90)));
-        let d = derive(
+        let d = transitions(
             &status(None, vec![waiting]),
             &status(None, vec![approved]),
             at(90),
@@ -260,7 +266,7 @@ mod tests {
     fn new_steps_without_history_count_too() {
         let mut failed = step("a", StepPhase::Failed);
         failed.retry_count = 2;
-        let d = derive(
+        let d = transitions(
             &JobFlowStatus::default(),
             &status(None, vec![failed]),
             at(0),
