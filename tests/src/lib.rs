@@ -22,7 +22,6 @@ mod fake;
 pub mod flows;
 pub mod install;
 pub mod jobs;
-pub mod load;
 mod namespace;
 pub mod plugin;
 mod wait;

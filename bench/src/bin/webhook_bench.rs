@@ -7,7 +7,7 @@
 //! - `through the API server`: server-side dry-run creates (what `kubectl apply` waits for).
 //!
 //! ```text
-//! cargo build --release -p jobflow-agent -p jobflow-tests --bin jobflow-webhook-bench
+//! cargo build --release -p jobflow-agent -p jobflow-bench --bin jobflow-webhook-bench
 //! target/release/jobflow-webhook-bench --steps 50 --rate 20 --duration 30s
 //! ```
 
@@ -21,9 +21,9 @@ use hyper::body::Bytes;
 use jobflow::api::JobFlow;
 use jobflow::certs::CA_CRT;
 use jobflow::validation::parse_duration;
+use jobflow_bench::shape::flow;
+use jobflow_bench::stats::Percentiles;
 use jobflow_tests::agent::{AgentProcess, free_port};
-use jobflow_tests::load::shape::flow;
-use jobflow_tests::load::stats::Percentiles;
 use jobflow_tests::webhook::{
     config_name, serving_args, wait_until_answering, webhook_config, with_webhook_config,
 };

@@ -10,18 +10,18 @@ use clap::Parser;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use jobflow::api::{FlowPhase, JobFlow};
 use jobflow::validation::parse_duration;
-use jobflow_tests::agent::Sample;
-use jobflow_tests::load::argo::{self, workflow_resource};
-use jobflow_tests::load::engine::Engine;
-use jobflow_tests::load::observe::{MemorySampler, Watches, cpu_seconds, memory};
-use jobflow_tests::load::process::Agent;
-use jobflow_tests::load::report::{
+use jobflow_bench::argo::{self, workflow_resource};
+use jobflow_bench::engine::Engine;
+use jobflow_bench::observe::{MemorySampler, Watches, cpu_seconds, memory};
+use jobflow_bench::process::Agent;
+use jobflow_bench::report::{
     ApiserverWrites, MemoryReport, ProcessFigures, Report, Setup, WriteRow, Writes, first_jobs,
     latencies, per, seconds, status_sizes, to_f64,
 };
-use jobflow_tests::load::scenario::{Arrival, Plan, Scenario};
-use jobflow_tests::load::shape::{dependencies, depth, flow};
-use jobflow_tests::load::stats::{counter_by, histogram};
+use jobflow_bench::scenario::{Arrival, Plan, Scenario};
+use jobflow_bench::shape::{dependencies, depth, flow};
+use jobflow_bench::stats::{counter_by, histogram};
+use jobflow_tests::agent::Sample;
 use jobflow_tests::{KUBECONFIG_ENV, TestNamespace, install_crd, kubeconfig_path, workspace_root};
 use kube::api::{DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
