@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _};
-use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow::labels;
 use jobflow_tests::agent::{AgentProcess, LOG_TAIL_LINES, run_with_agent};
 use jobflow_tests::flows::{
@@ -1004,7 +1004,7 @@ async fn run_rbac_flow(ns: &TestNamespace, agent: &AgentProcess) -> anyhow::Resu
     let slow = step_status(&done, "slow")?;
     assert_eq!(
         (slow.phase, slow.reason.as_deref()),
-        (StepPhase::Failed, Some("Timeout"))
+        (StepPhase::Failed, Some(reasons::TIMEOUT))
     );
     let consume = jobs
         .get(&real_job_name(&jobs, "rbac-consume-1").await?)
@@ -1031,12 +1031,15 @@ async fn run_rbac_flow(ns: &TestNamespace, agent: &AgentProcess) -> anyhow::Resu
         Duration::from_secs(10),
         POLL,
         || async {
-            let reasons: Vec<String> = events_for(&events, "rbac")
+            let seen: Vec<String> = events_for(&events, "rbac")
                 .await?
                 .into_iter()
                 .filter_map(|event| event.reason)
                 .collect();
-            Ok(reasons.iter().any(|r| r == "FlowSucceeded").then_some(()))
+            Ok(seen
+                .iter()
+                .any(|r| r == reasons::FLOW_SUCCEEDED)
+                .then_some(()))
         },
     )
     .await?;
