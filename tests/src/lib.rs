@@ -11,6 +11,7 @@
 //! - [`FakePod`] sets the annotations that tell kwok how a pod "runs" (see
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
+//! - [`manifest`] reads `deploy/`'s YAML manifests and finds the API of each object.
 //! - [`plugin`] runs the built `kubectl-jobflow` binary against the control plane.
 //! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace;
 //!   [`admission_load`] sends it about 20 admission requests a second and counts every answer.
@@ -22,6 +23,7 @@ mod fake;
 pub mod flows;
 pub mod install;
 pub mod jobs;
+pub mod manifest;
 mod namespace;
 pub mod plugin;
 mod wait;

@@ -25,16 +25,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use jobflow_tests::{FIELD_MANAGER, POLL, kubeconfig_path, workspace_root};
+use jobflow_tests::{FIELD_MANAGER, POLL, kubeconfig_path, manifest, workspace_root};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec, SubjectAccessReview,
     SubjectAccessReviewSpec, SubjectRulesReviewStatus,
 };
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
-use serde::Deserialize as _;
-use serde_json::Value;
 
 /// The agent's namespace in `deploy/install.yaml`.
 const AGENT_NAMESPACE: &str = "zen-flow-system";
@@ -301,28 +299,18 @@ fn service_account_groups(user: &str) -> Vec<String> {
 /// Applies the RBAC objects of `deploy/install.yaml` (server-side, forced).
 async fn apply_install_rbac(client: &Client) -> anyhow::Result<()> {
     let path = workspace_root().join("deploy/install.yaml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut applied = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let object =
-            Value::deserialize(document).with_context(|| format!("parsing {}", path.display()))?;
+    for object in manifest::objects(&path)? {
         let kind = object["kind"].as_str().unwrap_or_default();
         if !RBAC_KINDS.contains(&kind) {
             continue;
         }
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         let name = object["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
+        let api = manifest::api_for(client, &object);
         api.patch(&name, &params, &Patch::Apply(&object))
             .await
             .with_context(|| format!("applying {kind} {name} of {}", path.display()))?;
