@@ -13,6 +13,7 @@
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
 //! - [`manifest`] reads `deploy/`'s YAML manifests and finds the API of each object.
 //! - [`plugin`] runs the built `kubectl-jobflow` binary against the control plane.
+//! - [`fixture`]: a webhook test's namespace, configuration and serving agent in one call.
 //! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace;
 //!   [`admission_load`] sends it about 20 admission requests a second and counts every answer.
 
@@ -20,6 +21,7 @@ pub mod admission_load;
 pub mod agent;
 mod crd;
 mod fake;
+pub mod fixture;
 pub mod flows;
 pub mod install;
 pub mod jobs;
