@@ -87,7 +87,12 @@ pub async fn client() -> anyhow::Result<Client> {
             path.display()
         );
     }
-    let kubeconfig = Kubeconfig::read_from(&path)
+    client_for(&path).await
+}
+
+/// A client for the control plane of the kubeconfig at `path`, checked to answer.
+pub async fn client_for(path: &Path) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -100,4 +105,17 @@ pub async fn client() -> anyhow::Result<Client> {
         )
     })?;
     Ok(client)
+}
+
+/// A client for the local control plane acting as `user` in `groups` (the tests' admin
+/// credentials may impersonate anyone); not checked to answer.
+pub async fn impersonating(user: &str, groups: &[String]) -> anyhow::Result<Client> {
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.to_vec());
+    Ok(Client::try_from(config)?)
 }

@@ -25,13 +25,12 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use jobflow_tests::{FIELD_MANAGER, POLL, kubeconfig_path, manifest, workspace_root};
+use jobflow_tests::{FIELD_MANAGER, POLL, manifest, workspace_root};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec, SubjectAccessReview,
     SubjectAccessReviewSpec, SubjectRulesReviewStatus,
 };
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
 /// The agent's namespace in `deploy/install.yaml`.
@@ -271,18 +270,6 @@ const MUST_NOT: &[Ask] = &[
     deny("create", "authentication.k8s.io", "tokenreviews", "", "", "token reviews"),
 ];
 
-/// A client for the control plane acting as `user` in `groups` (the tests' admin may impersonate).
-async fn impersonating(user: &str, groups: &[String]) -> anyhow::Result<Client> {
-    let path = kubeconfig_path();
-    let kubeconfig = Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    config.auth_info.impersonate = Some(user.to_owned());
-    config.auth_info.impersonate_groups = Some(groups.to_vec());
-    Ok(Client::try_from(config)?)
-}
-
 /// The groups the API server gives a ServiceAccount's tokens.
 fn service_account_groups(user: &str) -> Vec<String> {
     let namespace = user
@@ -484,7 +471,7 @@ impl fmt::Display for Permission {
 /// it to `user` itself (what `kubectl auth can-i --list` prints). Non-resource rules become
 /// permissions on the group `<non-resource>`.
 async fn rules_of(user: &str, namespace: &str) -> anyhow::Result<BTreeSet<Permission>> {
-    let client = impersonating(user, &service_account_groups(user)).await?;
+    let client = jobflow_tests::impersonating(user, &service_account_groups(user)).await?;
     let review = SelfSubjectRulesReview {
         spec: SelfSubjectRulesReviewSpec {
             namespace: Some(namespace.to_owned()),

@@ -9,23 +9,17 @@ use jobflow::api::{JobFlow, ResourceTemplates};
 use jobflow_tests::fixture::{WebhookSetup, run_with_webhook};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{create_through_webhook, denied_prefix};
-use jobflow_tests::{FakePod, POLL, TestNamespace, kubeconfig_path, wait_for};
+use jobflow_tests::{FakePod, POLL, TestNamespace, wait_for};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::PostParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A client acting as `user` (impersonation by the test's admin credentials).
+/// A client acting as `user`, authenticated and nothing more.
 async fn client_as(user: &str) -> anyhow::Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig_path())?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    config.auth_info.impersonate = Some(user.to_owned());
-    config.auth_info.impersonate_groups = Some(vec!["system:authenticated".to_owned()]);
-    Ok(Client::try_from(config)?)
+    jobflow_tests::impersonating(user, &["system:authenticated".to_owned()]).await
 }
 
 /// Grants `user` the verbs on `resources` of `group` in the test namespace.
