@@ -20,10 +20,10 @@
 //! # }
 //! ```
 //!
-//! - [`builder`]: the command line ([`AgentBuilder`]) and where the binary is.
-//! - [`process`]: the running child ([`AgentProcess`]): signals, admin requests, its log.
-//! - [`prometheus`]: the Prometheus text format of `/metrics`.
-//! - [`http`]: a free loopback port and a minimal HTTP/1.1 GET.
+//! - `builder.rs`: the command line ([`AgentBuilder`]) and where the binary is.
+//! - `process.rs`: the running child ([`AgentProcess`]): signals, admin requests, its log.
+//! - `prometheus.rs`: the Prometheus text format of `/metrics`.
+//! - `http.rs`: a free loopback port and a minimal HTTP/1.1 GET.
 
 mod builder;
 mod http;

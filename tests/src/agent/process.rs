@@ -15,7 +15,7 @@ use super::{
 
 /// A running `jobflow-agent`; killed (SIGKILL) when dropped.
 ///
-/// Every method takes `&self`, so tests can share it (e.g. as the `Arc` [`run_with_agent`]
+/// Every method takes `&self`, so tests can share it (e.g. as the `Arc` [`run_with_agent`](super::run_with_agent)
 /// hands out).
 #[derive(Debug)]
 pub struct AgentProcess {
