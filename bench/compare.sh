@@ -46,7 +46,7 @@ build() {
     return
   fi
   log "building the release agent and jobflow-load"
-  (cd "$REPO_DIR" && cargo build -q --release -p jobflow-agent -p jobflow-tests --bin jobflow-agent --bin jobflow-load)
+  (cd "$REPO_DIR" && cargo build -q --release -p jobflow-agent -p jobflow-bench --bin jobflow-agent --bin jobflow-load)
   log "building Argo's workflow-controller (cached after the first time)"
   bash "$here/argo/build.sh" >/dev/null
 }

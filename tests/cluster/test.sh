@@ -51,7 +51,7 @@ stage clippy-real cargo clippy -p jobflow-tests --test real_node -- -D warnings
 stage build bash tests/cluster/build.sh
 stage up bash tests/cluster/up.sh
 export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig
-# The agent tests run the real target/debug/jobflow-agent (tests/src/agent.rs): build it first.
+# The agent tests run the real target/debug/jobflow-agent (tests/src/agent/): build it first.
 stage bins cargo build --workspace --bins
 # The agent's image and the busybox test image, imported into the real node's containerd (the
 # images test reads them; the real-node tests run them).

@@ -7,7 +7,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, ResourceExt as _};
-use serde::Deserialize as _;
 
 use crate::{FIELD_MANAGER, workspace_root};
 
@@ -38,10 +37,8 @@ pub async fn install_crd(client: &Client) -> anyhow::Result<Vec<String>> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut names = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        for document in serde_yaml_ng::Deserializer::from_str(&text) {
-            let crd = CustomResourceDefinition::deserialize(document)
+        for object in crate::manifest::objects(&file)? {
+            let crd: CustomResourceDefinition = serde_json::from_value(object)
                 .with_context(|| format!("parsing a CRD in {}", file.display()))?;
             let name = crd.name_any();
             api.patch(&name, &params, &Patch::Apply(&crd))

@@ -11,7 +11,9 @@
 //! - [`FakePod`] sets the annotations that tell kwok how a pod "runs" (see
 //!   `tests/cluster/kwok-stages.yaml`), and [`fake_job`] builds a Job around it.
 //! - [`flows`] builds JobFlows and reads their status; [`jobs`] reads Jobs and their pods.
+//! - [`manifest`] reads `deploy/`'s YAML manifests and finds the API of each object.
 //! - [`plugin`] runs the built `kubectl-jobflow` binary against the control plane.
+//! - [`fixture`]: a webhook test's namespace, configuration and serving agent in one call.
 //! - [`webhook`] registers one test's admission webhook by URL, scoped to its namespace;
 //!   [`admission_load`] sends it about 20 admission requests a second and counts every answer.
 
@@ -19,10 +21,11 @@ pub mod admission_load;
 pub mod agent;
 mod crd;
 mod fake;
+pub mod fixture;
 pub mod flows;
 pub mod install;
 pub mod jobs;
-pub mod load;
+pub mod manifest;
 mod namespace;
 pub mod plugin;
 mod wait;
@@ -84,7 +87,12 @@ pub async fn client() -> anyhow::Result<Client> {
             path.display()
         );
     }
-    let kubeconfig = Kubeconfig::read_from(&path)
+    client_for(&path).await
+}
+
+/// A client for the control plane of the kubeconfig at `path`, checked to answer.
+pub async fn client_for(path: &Path) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("reading kubeconfig {}", path.display()))?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -97,4 +105,17 @@ pub async fn client() -> anyhow::Result<Client> {
         )
     })?;
     Ok(client)
+}
+
+/// A client for the local control plane acting as `user` in `groups` (the tests' admin
+/// credentials may impersonate anyone); not checked to answer.
+pub async fn impersonating(user: &str, groups: &[String]) -> anyhow::Result<Client> {
+    let path = kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.to_vec());
+    Ok(Client::try_from(config)?)
 }

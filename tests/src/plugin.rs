@@ -53,7 +53,7 @@ pub fn plugin_binary() -> PathBuf {
     crate::agent::debug_binary("kubectl-jobflow")
 }
 
-/// Starts `kubectl-jobflow` as [`kubectl_jobflow`] does, with stdout piped, for commands that
+/// Starts `kubectl-jobflow` as [`kubectl_jobflow()`] does, with stdout piped, for commands that
 /// run until stopped (`get --watch`); the process is killed when the handle is dropped.
 pub fn spawn_kubectl_jobflow(
     namespace: &str,

@@ -10,7 +10,6 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -204,36 +203,10 @@ pub async fn create_through_webhook(
 }
 
 /// The serial of the certificate the webhook on `addr` serves, after a TLS handshake that
-/// verifies it against `ca_bundle` (PEM) for the IP of `addr`.
+/// verifies it against `ca_bundle` (PEM) for the IP of `addr`: the plugin's own check
+/// (`kubectl jobflow cert-status`), called by the URL a test configuration registers.
 pub async fn served_serial(addr: SocketAddr, ca_bundle: &[u8]) -> anyhow::Result<String> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_bundle) {
-        roots.add(cert.context("reading the CA bundle")?)?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let handshake = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let tls = connector
-            .connect(ServerName::IpAddress(addr.ip().into()), tcp)
-            .await?;
-        anyhow::Ok(tls)
-    };
-    let tls = tokio::time::timeout(Duration::from_secs(5), handshake)
+    kubectl_jobflow::certs::served::served_serial(&format!("https://{addr}/validate"), ca_bundle)
         .await
-        .context("the TLS handshake timed out")??;
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .context("the webhook sent no certificate")?;
-    Ok(jobflow::certs::CertInfo::from_der(leaf, "tls.crt")?.serial)
+        .map_err(anyhow::Error::msg)
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use jobflow::api::{FlowPhase, JobFlow, Step, StepPhase, StepStatus, StepType};
+use jobflow::api::{FlowPhase, JobFlow, Step, StepPhase, StepStatus, StepType, reasons};
 use jobflow::labels;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
@@ -154,7 +154,7 @@ async fn reopened_gate_ignores_the_handled_approval(
         TIMEOUT,
         POLL,
         || async {
-            let rejected = event_notes(events, "release", "ApprovalRejected").await?;
+            let rejected = event_notes(events, "release", reasons::APPROVAL_REJECTED).await?;
             Ok(rejected
                 .iter()
                 .any(|note| note.contains("no-such-step"))
@@ -196,10 +196,10 @@ async fn manual_approval_releases_the_next_step_once_per_request() -> anyhow::Re
         let paused = wait_for_phase(&flows, "release", FlowPhase::Paused, TIMEOUT).await?;
         let gate = step_status(&paused, "gate")?;
         assert_eq!(gate.phase, StepPhase::PendingApproval);
-        assert_eq!(gate.reason.as_deref(), Some("WaitingForApproval"));
+        assert_eq!(gate.reason.as_deref(), Some(reasons::WAITING_FOR_APPROVAL));
         assert_eq!(gate.message.as_deref(), Some("ship release 1.2?"));
         assert_eq!(step_status(&paused, "build")?.phase, StepPhase::Succeeded);
-        assert_eq!(ready_reason(&paused), "FlowPaused");
+        assert_eq!(ready_reason(&paused), reasons::FLOW_PAUSED);
         assert!(
             ready_message(&paused).contains("gate"),
             "{}",
@@ -216,7 +216,7 @@ async fn manual_approval_releases_the_next_step_once_per_request() -> anyhow::Re
         let done = wait_for_phase(&flows, "release", FlowPhase::Succeeded, TIMEOUT).await?;
         let gate = step_status(&done, "gate")?;
         assert_eq!(gate.phase, StepPhase::Succeeded);
-        assert_eq!(gate.reason.as_deref(), Some("Approved"));
+        assert_eq!(gate.reason.as_deref(), Some(reasons::APPROVED));
         assert!(
             gate.message.as_deref().unwrap_or_default().contains("r1"),
             "{gate:?}"
@@ -227,7 +227,7 @@ async fn manual_approval_releases_the_next_step_once_per_request() -> anyhow::Re
             job_names(&jobs, "release").await?,
             names(&["release-build-1", "release-deploy-1"])
         );
-        let approved = event_notes(&events, "release", "StepApproved").await?;
+        let approved = event_notes(&events, "release", reasons::STEP_APPROVED).await?;
         assert!(
             approved.iter().any(|note| note.contains("\"r1\"")),
             "no StepApproved Event for r1: {approved:?}"
@@ -396,7 +396,7 @@ async fn suspend_holds_new_steps_and_is_the_only_change_allowed_once_started() -
             },
         )
         .await?;
-        assert_eq!(ready_reason(&held), "FlowSuspended");
+        assert_eq!(ready_reason(&held), reasons::FLOW_SUSPENDED);
         assert_eq!(
             held.status.as_ref().unwrap().observed_generation,
             generation
@@ -430,7 +430,7 @@ async fn suspend_holds_new_steps_and_is_the_only_change_allowed_once_started() -
             names(&["nightly-a-1", "nightly-b-1"])
         );
         assert_eq!(done.spec.steps, flow.spec.steps, "a rejected change stuck");
-        for reason in ["FlowSuspended", "FlowResumed"] {
+        for reason in [reasons::FLOW_SUSPENDED, reasons::FLOW_RESUMED] {
             let notes = event_notes(&events, "nightly", reason).await?;
             assert!(!notes.is_empty(), "no {reason} Event");
         }
@@ -515,18 +515,18 @@ async fn retry_of_a_failed_flow_reruns_only_the_failed_part() -> anyhow::Result<
             .await?;
 
         let failed = wait_for_phase(&flows, "pipeline", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&failed), "FlowFailed");
+        assert_eq!(ready_reason(&failed), reasons::FLOW_FAILED);
         let a_before = step_status(&failed, "a")?.clone();
         assert_eq!(a_before.phase, StepPhase::Succeeded);
         let b = step_status(&failed, "b")?;
         assert_eq!(
             (b.phase, b.reason.as_deref()),
-            (StepPhase::Failed, Some("JobFailed"))
+            (StepPhase::Failed, Some(reasons::JOB_FAILED))
         );
         let c = step_status(&failed, "c")?;
         assert_eq!(
             (c.phase, c.reason.as_deref()),
-            (StepPhase::Skipped, Some("UpstreamFailed"))
+            (StepPhase::Skipped, Some(reasons::UPSTREAM_FAILED))
         );
         let before = flow_jobs(&jobs, "pipeline").await?;
         let a_uid = job_uid(&before, "pipeline-a-1").expect("a's Job");
@@ -574,7 +574,7 @@ async fn retry_of_a_failed_flow_reruns_only_the_failed_part() -> anyhow::Result<
             Some(a_uid),
             "a's Job was recreated"
         );
-        let retries = event_notes(&events, "pipeline", "StepRetry").await?;
+        let retries = event_notes(&events, "pipeline", reasons::STEP_RETRY).await?;
         assert!(
             retries
                 .iter()
@@ -614,22 +614,22 @@ async fn events_tell_what_needs_a_look_and_not_the_routine() -> anyhow::Result<(
             async move { step_job_name(&flows, "chain", step, attempt).await }
         };
         let wanted = [
-            ("FlowStarted", "steps done".to_owned()),
+            (reasons::FLOW_STARTED, "steps done".to_owned()),
             (
-                "StepRetry",
+                reasons::STEP_RETRY,
                 format!(
                     "Step flaky failed (JobFailed): Job {}",
                     job("flaky", 1).await?
                 ),
             ),
             (
-                "StepFailed",
+                reasons::STEP_FAILED,
                 format!(
                     "Step flaky failed (JobFailed): Job {}",
                     job("flaky", 2).await?
                 ),
             ),
-            ("FlowSucceeded", "2 of 3 steps succeeded".to_owned()),
+            (reasons::FLOW_SUCCEEDED, "2 of 3 steps succeeded".to_owned()),
         ];
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, flow_completed_at, flow_jobs, phase, readable_job_name,
@@ -76,7 +76,7 @@ async fn forbid_makes_the_newer_flow_wait_for_the_older() -> anyhow::Result<()> 
             |flow| Ok(phase(flow) == Some(FlowPhase::Pending)),
         )
         .await?;
-        assert_eq!(ready_reason(&waiting), "WaitingForConcurrency");
+        assert_eq!(ready_reason(&waiting), reasons::WAITING_FOR_CONCURRENCY);
         assert!(
             ready_message(&waiting).contains("\"a-first\""),
             "the message does not name the older flow: {}",
@@ -113,7 +113,7 @@ async fn forbid_makes_the_newer_flow_wait_for_the_older() -> anyhow::Result<()> 
             created >= finished,
             "b-second's Job was created at {created}, before a-first finished at {finished}"
         );
-        assert_eq!(ready_reason(&second_done), "FlowSucceeded");
+        assert_eq!(ready_reason(&second_done), reasons::FLOW_SUCCEEDED);
         Ok(())
     })
     .await
@@ -149,7 +149,7 @@ async fn replace_stops_the_older_flow_for_the_newer() -> anyhow::Result<()> {
         flows.create(&PostParams::default(), &new).await?;
 
         let replaced = wait_for_phase(&flows, "a-old", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&replaced), "Replaced");
+        assert_eq!(ready_reason(&replaced), reasons::REPLACED);
         assert!(
             ready_message(&replaced).contains("\"b-new\""),
             "the message does not name the newer flow: {}",
@@ -158,12 +158,12 @@ async fn replace_stops_the_older_flow_for_the_newer() -> anyhow::Result<()> {
         let long = step_status(&replaced, "long")?;
         assert_eq!(
             (long.phase, long.reason.as_deref()),
-            (StepPhase::Failed, Some("Replaced"))
+            (StepPhase::Failed, Some(reasons::REPLACED))
         );
         let after = step_status(&replaced, "after")?;
         assert_eq!(
             (after.phase, after.reason.as_deref()),
-            (StepPhase::Skipped, Some("Replaced"))
+            (StepPhase::Skipped, Some(reasons::REPLACED))
         );
         // Its running Job goes (the agent deletes it; the Job controller then its pod).
         wait_for_deletion(&jobs, &old_job, TIMEOUT).await?;
@@ -176,7 +176,7 @@ async fn replace_stops_the_older_flow_for_the_newer() -> anyhow::Result<()> {
             created >= stopped,
             "b-new's Job was created at {created}, before a-old stopped at {stopped}"
         );
-        assert_eq!(ready_reason(&done), "FlowSucceeded");
+        assert_eq!(ready_reason(&done), reasons::FLOW_SUCCEEDED);
         assert!(
             flow_jobs(&jobs, "a-old").await?.is_empty(),
             "a-old kept a Job (its second step must never have started)"
@@ -222,7 +222,7 @@ async fn flows_with_different_keys_or_none_run_side_by_side() -> anyhow::Result<
         for flow in &all {
             let done =
                 wait_for_phase(&flows, &flow.name_any(), FlowPhase::Succeeded, TIMEOUT).await?;
-            assert_eq!(ready_reason(&done), "FlowSucceeded");
+            assert_eq!(ready_reason(&done), reasons::FLOW_SUCCEEDED);
         }
         Ok(())
     })
@@ -309,7 +309,7 @@ async fn replace_holds_for_a_newer_flow_created_in_the_same_second() -> anyhow::
             .with_context(|| {
                 format!("{first} (created earlier, already running) was not replaced by {second}")
             })?;
-        assert_eq!(ready_reason(&replaced), "Replaced");
+        assert_eq!(ready_reason(&replaced), reasons::REPLACED);
         wait_for_phase(&flows, &second, FlowPhase::Succeeded, TIMEOUT).await?;
         Ok(())
     })

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, create_flow, flow_completed_at, flow_jobs, flow_jobs_by_name,
@@ -42,11 +42,14 @@ async fn linear_flow_creates_jobs_in_dependency_order() -> anyhow::Result<()> {
         create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "linear", FlowPhase::Succeeded, TIMEOUT).await?;
-        assert_eq!(ready_reason(&done), "FlowSucceeded");
+        assert_eq!(ready_reason(&done), reasons::FLOW_SUCCEEDED);
         for step in ["extract", "transform", "load"] {
             assert_eq!(
                 step_phase(&done, step)?,
-                (StepPhase::Succeeded, Some("JobSucceeded".to_owned())),
+                (
+                    StepPhase::Succeeded,
+                    Some(reasons::JOB_SUCCEEDED.to_owned())
+                ),
                 "{step}"
             );
             assert_eq!(step_status(&done, step)?.attempt, 1, "{step}");
@@ -164,7 +167,7 @@ async fn when_true_runs_when_false_skips_and_downstream_still_runs() -> anyhow::
         for skipped in ["on-failure", "never"] {
             assert_eq!(
                 step_phase(&done, skipped)?,
-                (StepPhase::Skipped, Some("WhenFalse".to_owned())),
+                (StepPhase::Skipped, Some(reasons::WHEN_FALSE.to_owned())),
                 "{skipped}"
             );
             assert_eq!(step_status(&done, skipped)?.attempt, 0, "{skipped}");
@@ -202,10 +205,10 @@ async fn continue_on_failure_lets_dependents_run_and_the_flow_succeed() -> anyho
         let done = wait_for_phase(&flows, "tolerant", FlowPhase::Succeeded, TIMEOUT).await?;
         assert_eq!(
             step_phase(&done, "flaky")?,
-            (StepPhase::Failed, Some("JobFailed".to_owned()))
+            (StepPhase::Failed, Some(reasons::JOB_FAILED.to_owned()))
         );
         assert_eq!(step_phase(&done, "next")?.0, StepPhase::Succeeded);
-        assert_eq!(ready_reason(&done), "FlowSucceeded");
+        assert_eq!(ready_reason(&done), reasons::FLOW_SUCCEEDED);
         assert!(
             ready_message(&done).contains("1 failed without blocking"),
             "{}",
@@ -262,7 +265,7 @@ async fn output_parameters_reach_later_args_and_when() -> anyhow::Result<()> {
         assert_eq!(step_phase(&done, "load")?.0, StepPhase::Succeeded);
         assert_eq!(
             step_phase(&done, "shard")?,
-            (StepPhase::Skipped, Some("WhenFalse".to_owned()))
+            (StepPhase::Skipped, Some(reasons::WHEN_FALSE.to_owned()))
         );
         let load = jobs
             .get(&real_job_name(&jobs, "outputs-load-1").await?)
@@ -363,7 +366,7 @@ async fn finally_steps_run_after_a_failure_and_see_the_outcome() -> anyhow::Resu
         create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "finale", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&done), "FlowFailed");
+        assert_eq!(ready_reason(&done), reasons::FLOW_FAILED);
         assert!(
             ready_message(&done).starts_with("step work failed"),
             "{}",
@@ -371,16 +374,19 @@ async fn finally_steps_run_after_a_failure_and_see_the_outcome() -> anyhow::Resu
         );
         assert_eq!(
             step_phase(&done, "work")?,
-            (StepPhase::Failed, Some("JobFailed".to_owned()))
+            (StepPhase::Failed, Some(reasons::JOB_FAILED.to_owned()))
         );
         assert_eq!(
             step_phase(&done, "after-work")?,
-            (StepPhase::Skipped, Some("UpstreamFailed".to_owned()))
+            (
+                StepPhase::Skipped,
+                Some(reasons::UPSTREAM_FAILED.to_owned())
+            )
         );
         assert_eq!(step_phase(&done, "notify")?.0, StepPhase::Succeeded);
         assert_eq!(
             step_phase(&done, "celebrate")?,
-            (StepPhase::Skipped, Some("WhenFalse".to_owned()))
+            (StepPhase::Skipped, Some(reasons::WHEN_FALSE.to_owned()))
         );
         let by_name = flow_jobs_by_name(&jobs, "finale").await?;
         assert_eq!(

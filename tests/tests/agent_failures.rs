@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, create_flow, event_reasons, events_for, flow_completed_at,
@@ -74,7 +74,7 @@ async fn without_fail_fast_a_failure_skips_downstream_and_the_other_branch_finis
         create_flow(&flows, &failing_flow("branches", false)).await?;
 
         let done = wait_for_phase(&flows, "branches", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&done), "FlowFailed");
+        assert_eq!(ready_reason(&done), reasons::FLOW_FAILED);
         assert!(
             ready_message(&done).starts_with("step a failed"),
             "{}",
@@ -82,7 +82,7 @@ async fn without_fail_fast_a_failure_skips_downstream_and_the_other_branch_finis
         );
         assert_eq!(
             step_phase(&done, "a")?,
-            (StepPhase::Failed, Some("JobFailed".to_owned()))
+            (StepPhase::Failed, Some(reasons::JOB_FAILED.to_owned()))
         );
         let a = step_status(&done, "a")?;
         assert!(
@@ -94,7 +94,10 @@ async fn without_fail_fast_a_failure_skips_downstream_and_the_other_branch_finis
         );
         assert_eq!(
             step_phase(&done, "b")?,
-            (StepPhase::Skipped, Some("UpstreamFailed".to_owned()))
+            (
+                StepPhase::Skipped,
+                Some(reasons::UPSTREAM_FAILED.to_owned())
+            )
         );
         assert!(
             step_status(&done, "b")?
@@ -131,10 +134,13 @@ async fn with_fail_fast_a_failure_starts_no_new_step() -> anyhow::Result<()> {
         create_flow(&flows, &failing_flow("halt", true)).await?;
 
         let done = wait_for_phase(&flows, "halt", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&done), "FlowFailed");
+        assert_eq!(ready_reason(&done), reasons::FLOW_FAILED);
         assert_eq!(
             step_phase(&done, "b")?,
-            (StepPhase::Skipped, Some("UpstreamFailed".to_owned()))
+            (
+                StepPhase::Skipped,
+                Some(reasons::UPSTREAM_FAILED.to_owned())
+            )
         );
         assert_eq!(
             step_phase(&done, "x")?.0,
@@ -143,7 +149,7 @@ async fn with_fail_fast_a_failure_starts_no_new_step() -> anyhow::Result<()> {
         );
         assert_eq!(
             step_phase(&done, "y")?,
-            (StepPhase::Skipped, Some("FailFast".to_owned()))
+            (StepPhase::Skipped, Some(reasons::FAIL_FAST.to_owned()))
         );
         assert!(
             step_status(&done, "y")?
@@ -182,7 +188,7 @@ async fn retries_wait_for_the_backoff_before_a_new_attempt_job() -> anyhow::Resu
         // Between the attempts the step waits, Pending, with the time of its next attempt.
         let waiting = wait_for_retry(&flows, "retry", "flaky", 1, TIMEOUT).await?;
         let between = step_status(&waiting, "flaky")?;
-        assert_eq!(between.reason.as_deref(), Some("JobFailed"));
+        assert_eq!(between.reason.as_deref(), Some(reasons::JOB_FAILED));
         assert!(between.next_attempt_time.is_some(), "{between:?}");
         assert!(
             between
@@ -196,7 +202,7 @@ async fn retries_wait_for_the_backoff_before_a_new_attempt_job() -> anyhow::Resu
         let done = wait_for_phase(&flows, "retry", FlowPhase::Failed, TIMEOUT).await?;
         let flaky = step_status(&done, "flaky")?;
         assert_eq!((flaky.attempt, flaky.retry_count), (2, 1), "{flaky:?}");
-        assert_eq!(flaky.reason.as_deref(), Some("JobFailed"));
+        assert_eq!(flaky.reason.as_deref(), Some(reasons::JOB_FAILED));
         assert!(
             flaky
                 .message
@@ -237,7 +243,7 @@ async fn retries_wait_for_the_backoff_before_a_new_attempt_job() -> anyhow::Resu
             "attempt 2 came {wait} after attempt 1 failed: the agent did not requeue at the \
              backoff's end"
         );
-        let events = wait_for_event(&events, "retry", "StepRetry").await?;
+        let events = wait_for_event(&events, "retry", reasons::STEP_RETRY).await?;
         assert!(
             events.iter().any(|e| e
                 .message
@@ -269,7 +275,7 @@ async fn backoff_limit_stops_retries_across_steps() -> anyhow::Result<()> {
         let done = wait_for_phase(&flows, "budget", FlowPhase::Failed, TIMEOUT).await?;
         assert_eq!(
             ready_reason(&done),
-            "BackoffLimitExceeded",
+            reasons::BACKOFF_LIMIT_EXCEEDED,
             "{:?}",
             done.status
         );
@@ -278,7 +284,7 @@ async fn backoff_limit_stops_retries_across_steps() -> anyhow::Result<()> {
             assert_eq!(status.phase, StepPhase::Failed, "{status:?}");
             assert_eq!(
                 status.reason.as_deref(),
-                Some("BackoffLimitExceeded"),
+                Some(reasons::BACKOFF_LIMIT_EXCEEDED),
                 "{status:?}"
             );
             assert!(
@@ -318,7 +324,7 @@ async fn a_step_timeout_deletes_the_job_and_fails_the_step() -> anyhow::Result<(
         let crawl = step_status(&done, "crawl")?;
         assert_eq!(
             (crawl.phase, crawl.reason.as_deref()),
-            (StepPhase::Failed, Some("Timeout")),
+            (StepPhase::Failed, Some(reasons::TIMEOUT)),
             "{crawl:?}"
         );
         assert!(
@@ -339,10 +345,14 @@ async fn a_step_timeout_deletes_the_job_and_fails_the_step() -> anyhow::Result<(
             ran >= SignedDuration::from_secs(2) && ran < SignedDuration::from_secs(15),
             "the step ran {ran}"
         );
-        assert_eq!(ready_reason(&done), "FlowFailed");
+        assert_eq!(ready_reason(&done), reasons::FLOW_FAILED);
         wait_for_job_deletion(&jobs, "slow-crawl-1", Duration::from_secs(30)).await?;
-        let events = wait_for_event(&events, "slow", "StepTimeout").await?;
-        assert!(event_reasons(&events).iter().any(|r| r == "StepFailed"));
+        let events = wait_for_event(&events, "slow", reasons::STEP_TIMEOUT).await?;
+        assert!(
+            event_reasons(&events)
+                .iter()
+                .any(|r| r == reasons::STEP_FAILED)
+        );
         Ok(())
     })
     .await
@@ -370,7 +380,7 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
         .await?;
         assert_eq!(
             ready_reason(&done),
-            "ActiveDeadlineExceeded",
+            reasons::ACTIVE_DEADLINE_EXCEEDED,
             "{:?}",
             done.status
         );
@@ -392,13 +402,16 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
         );
         assert_eq!(
             step_phase(&done, "long")?,
-            (StepPhase::Failed, Some("ActiveDeadlineExceeded".to_owned()))
+            (
+                StepPhase::Failed,
+                Some(reasons::ACTIVE_DEADLINE_EXCEEDED.to_owned())
+            )
         );
         assert_eq!(
             step_phase(&done, "later")?,
             (
                 StepPhase::Skipped,
-                Some("ActiveDeadlineExceeded".to_owned())
+                Some(reasons::ACTIVE_DEADLINE_EXCEEDED.to_owned())
             )
         );
         wait_for_job_deletion(&jobs, "deadline-long-1", Duration::from_secs(30)).await?;
@@ -411,7 +424,7 @@ async fn the_flow_deadline_stops_the_flow_and_deletes_running_jobs() -> anyhow::
                 ["deadline-quick-1"],
                 "the finished Job stays, the running one is deleted, no new one starts"
             ),
-            (StepPhase::Failed, Some(reason)) if reason == "ActiveDeadlineExceeded" => {
+            (StepPhase::Failed, Some(reason)) if reason == reasons::ACTIVE_DEADLINE_EXCEEDED => {
                 wait_for_job_deletion(&jobs, "deadline-quick-1", Duration::from_secs(30)).await?;
                 assert!(job_names(&jobs, "deadline").await?.is_empty());
             }
@@ -435,7 +448,7 @@ async fn an_invalid_flow_fails_with_the_precise_message() -> anyhow::Result<()> 
         create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "typo", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&done), "ValidationFailed");
+        assert_eq!(ready_reason(&done), reasons::VALIDATION_FAILED);
         let message = ready_message(&done);
         assert!(message.contains(r#"unknown step "transfrom""#), "{message}");
         assert!(message.contains(r#"did you mean "transform""#), "{message}");
@@ -464,7 +477,7 @@ async fn a_cyclic_flow_fails_with_the_cycle() -> anyhow::Result<()> {
         create_flow(&flows, &flow).await?;
 
         let done = wait_for_phase(&flows, "loop", FlowPhase::Failed, TIMEOUT).await?;
-        assert_eq!(ready_reason(&done), "DAGCycle");
+        assert_eq!(ready_reason(&done), reasons::DAG_CYCLE);
         assert!(
             ready_message(&done).contains("a -> b -> a"),
             "{}",
@@ -512,7 +525,7 @@ async fn a_job_deleted_while_running_fails_its_step() -> anyhow::Result<()> {
         let long = step_status(&done, "long")?;
         assert_eq!(
             (long.phase, long.reason.as_deref()),
-            (StepPhase::Failed, Some("JobDeleted")),
+            (StepPhase::Failed, Some(reasons::JOB_DELETED)),
             "{long:?}"
         );
         let deleted = format!("Job {} was deleted before it finished", job.name_any());
@@ -525,7 +538,10 @@ async fn a_job_deleted_while_running_fails_its_step() -> anyhow::Result<()> {
         );
         assert_eq!(
             step_phase(&done, "next")?,
-            (StepPhase::Skipped, Some("UpstreamFailed".to_owned()))
+            (
+                StepPhase::Skipped,
+                Some(reasons::UPSTREAM_FAILED.to_owned())
+            )
         );
         // Not re-created behind the user's back.
         assert!(job_names(&jobs, "victim").await?.is_empty());

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus};
+use jobflow::api::{FlowPhase, JobFlow, JobFlowStatus, reasons};
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
     FlowBuilder, StepBuilder, create_flow, flow_completed_at, flow_jobs, flow_jobs_by_name,
@@ -181,7 +181,7 @@ async fn status_keeps_every_field_through_the_api_server() -> anyhow::Result<()>
         let flaky = raw_step(waiting_status, "flaky")?;
         time(flaky, "/nextAttemptTime")?;
         assert_eq!(field(flaky, "/retryCount")?, 1);
-        assert_eq!(string(flaky, "/reason")?, "JobFailed");
+        assert_eq!(string(flaky, "/reason")?, reasons::JOB_FAILED);
         assert!(
             string(flaky, "/message")?.contains("retry 1 of 1 in 2s"),
             "{flaky:#}"
@@ -205,7 +205,7 @@ async fn status_keeps_every_field_through_the_api_server() -> anyhow::Result<()>
         let ready = &conditions[0];
         assert_eq!(string(ready, "/type")?, "Ready");
         assert_eq!(string(ready, "/status")?, "True");
-        assert_eq!(string(ready, "/reason")?, "FlowSucceeded");
+        assert_eq!(string(ready, "/reason")?, reasons::FLOW_SUCCEEDED);
         assert!(!string(ready, "/message")?.is_empty());
         time(ready, "/lastTransitionTime")?;
         assert_eq!(field(ready, "/observedGeneration")?, generation);

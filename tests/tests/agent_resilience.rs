@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::{FutureExt as _, StreamExt as _};
-use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow::labels;
 use jobflow_tests::agent::{AgentProcess, LOG_TAIL_LINES, run_with_agent};
 use jobflow_tests::flows::{
@@ -23,8 +23,8 @@ use jobflow_tests::flows::{
     wait_for_job_deletion, wait_for_phase,
 };
 use jobflow_tests::{
-    FakePod, POLL, TestNamespace, install_crd, job_condition, kubeconfig_path, run_in_namespace,
-    wait_for, wait_for_deletion, wait_for_object,
+    FakePod, POLL, TestNamespace, install_crd, job_condition, kubeconfig_path, manifest,
+    run_in_namespace, wait_for, wait_for_deletion, wait_for_object,
 };
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::batch::v1::Job;
@@ -32,13 +32,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, PersistentVolumeClaim, Secret, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ListParams, PostParams};
+use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -751,8 +749,6 @@ fn text<'a>(object: &'a Value, pointer: &str) -> &'a str {
 async fn install_rbac(ns: &TestNamespace) -> anyhow::Result<()> {
     let client = ns.client();
     let path = jobflow_tests::workspace_root().join("deploy/agent/rbac.yaml");
-    let manifest =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let namespace = Api::<Namespace>::all(client.clone()).get(ns.name()).await?;
     let owner = OwnerReference {
         api_version: "v1".to_owned(),
@@ -763,13 +759,8 @@ async fn install_rbac(ns: &TestNamespace) -> anyhow::Result<()> {
     };
     let cluster_name = format!("jobflow-agent-{}", ns.name());
     let mut kinds = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&manifest) {
-        let mut object =
-            Value::deserialize(document).with_context(|| format!("parsing {}", path.display()))?;
+    for mut object in manifest::objects(&path)? {
         let kind = text(&object, "/kind").to_owned();
-        if object.pointer("/metadata/namespace").is_some() {
-            object["metadata"]["namespace"] = json!(ns.name());
-        }
         if let Some(subjects) = object.get_mut("subjects").and_then(Value::as_array_mut) {
             for subject in subjects {
                 subject["namespace"] = json!(ns.name());
@@ -778,41 +769,22 @@ async fn install_rbac(ns: &TestNamespace) -> anyhow::Result<()> {
         if text(&object, "/roleRef/kind") == "ClusterRole" {
             object["roleRef"]["name"] = json!(cluster_name);
         }
-        let pp = PostParams::default();
         match kind.as_str() {
-            "ServiceAccount" => {
-                ns.api::<ServiceAccount>()
-                    .create(&pp, &serde_json::from_value(object)?)
-                    .await?;
-            }
-            "Role" => {
-                ns.api::<Role>()
-                    .create(&pp, &serde_json::from_value(object)?)
-                    .await?;
-            }
-            "RoleBinding" => {
-                ns.api::<RoleBinding>()
-                    .create(&pp, &serde_json::from_value(object)?)
-                    .await?;
+            "ServiceAccount" | "Role" | "RoleBinding" => {
+                object["metadata"]["namespace"] = json!(ns.name());
             }
             "ClusterRole" | "ClusterRoleBinding" => {
                 object["metadata"]["name"] = json!(cluster_name);
                 object["metadata"]["ownerReferences"] = json!([owner]);
-                if kind == "ClusterRole" {
-                    Api::<ClusterRole>::all(client.clone())
-                        .create(&pp, &serde_json::from_value(object)?)
-                        .await?;
-                } else {
-                    Api::<ClusterRoleBinding>::all(client.clone())
-                        .create(&pp, &serde_json::from_value(object)?)
-                        .await?;
-                }
             }
             other => anyhow::bail!(
                 "{} holds a {other}, which this test does not know",
                 path.display()
             ),
         }
+        let api = manifest::api_for(&client, &object);
+        let object: DynamicObject = serde_json::from_value(object)?;
+        api.create(&PostParams::default(), &object).await?;
         kinds.push(kind);
     }
     kinds.sort();
@@ -1004,7 +976,7 @@ async fn run_rbac_flow(ns: &TestNamespace, agent: &AgentProcess) -> anyhow::Resu
     let slow = step_status(&done, "slow")?;
     assert_eq!(
         (slow.phase, slow.reason.as_deref()),
-        (StepPhase::Failed, Some("Timeout"))
+        (StepPhase::Failed, Some(reasons::TIMEOUT))
     );
     let consume = jobs
         .get(&real_job_name(&jobs, "rbac-consume-1").await?)
@@ -1031,12 +1003,15 @@ async fn run_rbac_flow(ns: &TestNamespace, agent: &AgentProcess) -> anyhow::Resu
         Duration::from_secs(10),
         POLL,
         || async {
-            let reasons: Vec<String> = events_for(&events, "rbac")
+            let seen: Vec<String> = events_for(&events, "rbac")
                 .await?
                 .into_iter()
                 .filter_map(|event| event.reason)
                 .collect();
-            Ok(reasons.iter().any(|r| r == "FlowSucceeded").then_some(()))
+            Ok(seen
+                .iter()
+                .any(|r| r == reasons::FLOW_SUCCEEDED)
+                .then_some(()))
         },
     )
     .await?;

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use jobflow::api::reasons;
-use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow_tests::FakePod;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{

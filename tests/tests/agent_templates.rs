@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::api::{FlowPhase, JobFlow, StepPhase, reasons};
 use jobflow_tests::FakePod;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
@@ -37,7 +37,10 @@ async fn a_field_newer_than_the_typed_job_reaches_the_created_job() -> anyhow::R
         let done = wait_for_phase(&flows, "newer", FlowPhase::Succeeded, TIMEOUT).await?;
         assert_eq!(
             step_phase(&done, "a")?,
-            (StepPhase::Succeeded, Some("JobSucceeded".to_owned()))
+            (
+                StepPhase::Succeeded,
+                Some(reasons::JOB_SUCCEEDED.to_owned())
+            )
         );
         // Read the Job untyped: the typed v1_33 Job would drop the field again.
         let jobs: Api<DynamicObject> =

@@ -25,16 +25,13 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use jobflow_tests::{FIELD_MANAGER, POLL, kubeconfig_path, workspace_root};
+use jobflow_tests::{FIELD_MANAGER, POLL, manifest, workspace_root};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec, SubjectAccessReview,
     SubjectAccessReviewSpec, SubjectRulesReviewStatus,
 };
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde::Deserialize as _;
-use serde_json::Value;
 
 /// The agent's namespace in `deploy/install.yaml`.
 const AGENT_NAMESPACE: &str = "zen-flow-system";
@@ -273,18 +270,6 @@ const MUST_NOT: &[Ask] = &[
     deny("create", "authentication.k8s.io", "tokenreviews", "", "", "token reviews"),
 ];
 
-/// A client for the control plane acting as `user` in `groups` (the tests' admin may impersonate).
-async fn impersonating(user: &str, groups: &[String]) -> anyhow::Result<Client> {
-    let path = kubeconfig_path();
-    let kubeconfig = Kubeconfig::read_from(&path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    config.auth_info.impersonate = Some(user.to_owned());
-    config.auth_info.impersonate_groups = Some(groups.to_vec());
-    Ok(Client::try_from(config)?)
-}
-
 /// The groups the API server gives a ServiceAccount's tokens.
 fn service_account_groups(user: &str) -> Vec<String> {
     let namespace = user
@@ -301,28 +286,18 @@ fn service_account_groups(user: &str) -> Vec<String> {
 /// Applies the RBAC objects of `deploy/install.yaml` (server-side, forced).
 async fn apply_install_rbac(client: &Client) -> anyhow::Result<()> {
     let path = workspace_root().join("deploy/install.yaml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut applied = Vec::new();
-    for document in serde_yaml_ng::Deserializer::from_str(&text) {
-        let object =
-            Value::deserialize(document).with_context(|| format!("parsing {}", path.display()))?;
+    for object in manifest::objects(&path)? {
         let kind = object["kind"].as_str().unwrap_or_default();
         if !RBAC_KINDS.contains(&kind) {
             continue;
         }
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         let name = object["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
+        let api = manifest::api_for(client, &object);
         api.patch(&name, &params, &Patch::Apply(&object))
             .await
             .with_context(|| format!("applying {kind} {name} of {}", path.display()))?;
@@ -496,7 +471,7 @@ impl fmt::Display for Permission {
 /// it to `user` itself (what `kubectl auth can-i --list` prints). Non-resource rules become
 /// permissions on the group `<non-resource>`.
 async fn rules_of(user: &str, namespace: &str) -> anyhow::Result<BTreeSet<Permission>> {
-    let client = impersonating(user, &service_account_groups(user)).await?;
+    let client = jobflow_tests::impersonating(user, &service_account_groups(user)).await?;
     let review = SelfSubjectRulesReview {
         spec: SelfSubjectRulesReviewSpec {
             namespace: Some(namespace.to_owned()),

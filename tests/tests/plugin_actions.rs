@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use jobflow::api::{FlowPhase, JobFlow, Step, StepPhase, StepType};
+use jobflow::api::{FlowPhase, JobFlow, Step, StepPhase, StepType, reasons};
 use jobflow::labels;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{
@@ -91,7 +91,7 @@ async fn approve_releases_the_gate_through_an_acknowledged_request() -> anyhow::
         assert_eq!(step_status(&after, "gate")?.phase, StepPhase::Succeeded);
         assert_eq!(
             step_status(&after, "gate")?.reason.as_deref(),
-            Some("Approved")
+            Some(reasons::APPROVED)
         );
         wait_for_phase(&flows, "release", FlowPhase::Succeeded, TIMEOUT).await?;
         Ok(())
@@ -283,7 +283,7 @@ async fn reject_fails_the_gate_with_the_message_and_skips_downstream() -> anyhow
         assert_eq!(handled(&after, &key), annotation(&after, &key));
         let gate = step_status(&after, "gate")?;
         assert_eq!(gate.phase, StepPhase::Failed);
-        assert_eq!(gate.reason.as_deref(), Some("Rejected"));
+        assert_eq!(gate.reason.as_deref(), Some(reasons::REJECTED));
         assert!(
             gate.message
                 .as_deref()
@@ -343,16 +343,16 @@ async fn stop_deletes_the_running_job_skips_the_rest_and_runs_finally() -> anyho
         });
         assert_eq!(
             ready.map(|condition| condition.reason.as_str()),
-            Some("Stopped")
+            Some(reasons::STOPPED)
         );
         assert_eq!(
             step_status(&after, "work")?.reason.as_deref(),
-            Some("Stopped")
+            Some(reasons::STOPPED)
         );
         assert_eq!(step_status(&after, "after")?.phase, StepPhase::Skipped);
         assert_eq!(
             step_status(&after, "after")?.reason.as_deref(),
-            Some("Stopped")
+            Some(reasons::STOPPED)
         );
         assert_eq!(step_status(&after, "cleanup")?.phase, StepPhase::Succeeded);
         // The running Job is gone (or going: deleted with background propagation).

@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use jobflow::certs::{CA_CRT, ROTATED, TLS_CRT};
-use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::fixture::{WebhookSetup, run_with_webhook};
 use jobflow_tests::plugin::kubectl_jobflow;
-use jobflow_tests::webhook::{
-    bundle_cas, config_name, served_serial, serving_args, wait_until_answering, webhook_config,
-    with_webhook_config,
-};
-use jobflow_tests::{install_crd, run_in_namespace};
+use jobflow_tests::webhook::{bundle_cas, served_serial, wait_until_answering};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
@@ -33,18 +29,11 @@ fn first_cert(secret: &Secret, key: &str) -> anyhow::Result<jobflow::certs::Cert
 
 #[tokio::test]
 async fn cert_status_reports_and_cert_rotate_rotates_leaf_and_ca() {
-    run_in_namespace("plugin-certs", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(serving_args(addr, &name))
-                .leader_election(LEASE, ns.name(), "agent-a")
-                .start()
-                .await?;
+    run_with_webhook(
+        "plugin-certs",
+        |setup| setup.elected(setup.addr, LEASE, "agent-a"),
+        |setup, agent| async move {
+            let WebhookSetup { ns, addr, name, .. } = setup;
             wait_until_answering(&ns.api(), TIMEOUT).await?;
             let target = ["--agent-namespace", ns.name(), "--webhook-config", &name];
             let status = |extra: &'static [&'static str]| {
@@ -105,9 +94,8 @@ async fn cert_status_reports_and_cert_rotate_rotates_leaf_and_ca() {
             let run = kubectl_jobflow(ns.name(), &args).await?.expect_code(1)?;
             assert!(run.stdout.contains("problem: Secret"), "{}", run.stdout);
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }

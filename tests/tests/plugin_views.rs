@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use jobflow::api::{FlowPhase, JobFlow};
+use jobflow::api::{FlowPhase, JobFlow, reasons};
 use jobflow_tests::FakePod;
 use jobflow_tests::agent::run_with_agent;
 use jobflow_tests::flows::{FlowBuilder, StepBuilder, phase, step_status, wait_for_phase};
@@ -69,7 +69,10 @@ async fn get_and_describe_show_what_the_cluster_holds() -> anyhow::Result<()> {
                 .unwrap_or_default();
             assert!(line.contains("Succeeded") && line.contains(&job), "{text}");
         }
-        assert!(text.contains("FlowStarted"), "no Events shown:\n{text}");
+        assert!(
+            text.contains(reasons::FLOW_STARTED),
+            "no Events shown:\n{text}"
+        );
 
         let missing = kubectl_jobflow(ns.name(), &["describe", "nope"])
             .await?

@@ -6,31 +6,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use jobflow::api::{JobFlow, ResourceTemplates};
-use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::fixture::{WebhookSetup, run_with_webhook};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
-use jobflow_tests::webhook::{
-    config_name, create_through_webhook, denied_prefix, webhook_args, webhook_config,
-    with_webhook_config,
-};
-use jobflow_tests::{
-    FakePod, POLL, TestNamespace, install_crd, kubeconfig_path, run_in_namespace, wait_for,
-};
+use jobflow_tests::webhook::{create_through_webhook, denied_prefix};
+use jobflow_tests::{FakePod, POLL, TestNamespace, wait_for};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::PostParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A client acting as `user` (impersonation by the test's admin credentials).
+/// A client acting as `user`, authenticated and nothing more.
 async fn client_as(user: &str) -> anyhow::Result<Client> {
-    let kubeconfig = Kubeconfig::read_from(kubeconfig_path())?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    config.auth_info.impersonate = Some(user.to_owned());
-    config.auth_info.impersonate_groups = Some(vec!["system:authenticated".to_owned()]);
-    Ok(Client::try_from(config)?)
+    jobflow_tests::impersonating(user, &["system:authenticated".to_owned()]).await
 }
 
 /// Grants `user` the verbs on `resources` of `group` in the test namespace.
@@ -86,17 +75,11 @@ async fn admitted(flows: &Api<JobFlow>, flow: &JobFlow) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_creator_without_the_agents_permissions_is_refused() {
-    run_in_namespace("webhook-access", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
-                .start()
-                .await?;
+    run_with_webhook(
+        "webhook-access",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup { ns, name: _, .. } = setup;
             let alice = format!("alice-{}", ns.name());
             let bob = format!("bob-{}", ns.name());
             for user in [&alice, &bob] {
@@ -152,9 +135,8 @@ async fn a_creator_without_the_agents_permissions_is_refused() {
                 "{denial}"
             );
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }

@@ -12,12 +12,13 @@ use jobflow::api::JobFlow;
 use jobflow::certs::{self, CA_CRT, CA_KEY, Names, San, TLS_CRT, TLS_KEY};
 use jobflow::labels;
 use jobflow_tests::admission_load::{expected_denial, refused_flow as invalid_flow};
-use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::agent::AgentProcess;
+use jobflow_tests::fixture::{WebhookSetup, run_with_webhook};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 use jobflow_tests::webhook::{
-    config_name, create_through_webhook, webhook_args, webhook_config, with_webhook_config,
+    create_through_webhook, webhook_args, webhook_config, with_webhook_config,
 };
-use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
+use jobflow_tests::{FakePod, POLL, run_in_namespace, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -47,17 +48,13 @@ async fn ca_bundles(
 
 #[tokio::test]
 async fn bootstrap_creates_the_secret_injects_the_ca_bundle_and_refuses_invalid_flows() {
-    run_in_namespace("webhook-bootstrap", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
-                .start()
-                .await?;
+    run_with_webhook(
+        "webhook-bootstrap",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup {
+                ns, client, name, ..
+            } = setup;
             let secrets: Api<Secret> = ns.api();
             let secret = wait_for("the agent to create its Secret", TIMEOUT, POLL, || async {
                 Ok(secrets.get_opt(SECRET).await?)
@@ -130,26 +127,19 @@ async fn bootstrap_creates_the_secret_injects_the_ca_bundle_and_refuses_invalid_
             let in_29_days = in_29_days.as_second() as f64;
             assert!(served > in_29_days, "served leaf ends at {served}");
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }
 
 #[tokio::test]
 async fn updates_are_checked_and_a_started_flows_spec_is_fixed() {
-    run_in_namespace("webhook-update", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
-                .start()
-                .await?;
+    run_with_webhook(
+        "webhook-update",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup { ns, .. } = setup;
             let flows: Api<JobFlow> = ns.api();
             let running = FakePod::succeed().running_for(Duration::from_secs(600));
             let flow = FlowBuilder::new("long")
@@ -213,9 +203,8 @@ async fn updates_are_checked_and_a_started_flows_spec_is_fixed() {
             };
             assert_eq!(status.message, expected_denial(&broken)?);
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }
@@ -242,18 +231,21 @@ fn external_secret(ns: &str, now: Timestamp) -> anyhow::Result<Secret> {
 #[tokio::test]
 async fn external_mode_serves_the_secret_and_writes_nothing() {
     run_in_namespace("webhook-external", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
+        let setup = WebhookSetup::new(ns).await?;
+        let WebhookSetup {
+            ns,
+            client,
+            addr,
+            name,
+        } = setup.clone();
         let secrets: Api<Secret> = ns.api();
         let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
 
         // First with no Secret at all: nothing may be created, no caBundle written.
-        let config = webhook_config(&name, ns.name(), addr, None)?;
+        let config = setup.config(None)?;
         with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
+            let agent = setup
+                .agent()
                 .arg("--cert-mode=external")
                 .wait_ready(false)
                 .start()
@@ -343,10 +335,8 @@ async fn a_not_yet_valid_secret_is_replaced_and_the_new_pair_served() {
 #[allow(clippy::unwrap_used)]
 async fn replaced_and_never_served(prefix: &str, made_at: SignedDuration) {
     run_in_namespace(prefix, |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
+        let setup = WebhookSetup::new(ns).await?;
+        let WebhookSetup { ns, client, .. } = setup.clone();
         let secrets: Api<Secret> = ns.api();
         let mut expired = external_secret(ns.name(), Timestamp::now() + made_at)?;
         expired.metadata.labels = Some(
@@ -362,12 +352,9 @@ async fn replaced_and_never_served(prefix: &str, made_at: SignedDuration) {
             .as_ref()
             .map(|d| d[CA_CRT].0.clone())
             .unwrap_or_default();
-        let config = webhook_config(&name, ns.name(), addr, None)?;
+        let config = setup.config(None)?;
         with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
-                .start()
-                .await?;
+            let agent = setup.agent().start().await?;
             let replaced = wait_for(
                 "the unusable Secret to be replaced",
                 TIMEOUT,

@@ -13,12 +13,12 @@ use jobflow::certs::{
 };
 use jobflow::labels;
 use jobflow_tests::admission_load::Load;
-use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::agent::free_port;
+use jobflow_tests::fixture::{WebhookSetup, run_with_webhook};
 use jobflow_tests::webhook::{
-    bundle_cas, config_bundles, config_name, served_serial, serving_args, wait_until_answering,
-    webhook_args, webhook_config, with_webhook_config,
+    bundle_cas, config_bundles, served_serial, wait_until_answering, with_webhook_config,
 };
-use jobflow_tests::{POLL, TestNamespace, install_crd, run_in_namespace, wait_for};
+use jobflow_tests::{POLL, run_in_namespace, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -92,28 +92,14 @@ async fn wait_served(secrets: &Api<Secret>, addr: std::net::SocketAddr) -> anyho
     .await
 }
 
-/// A configuration calling `addr` for `ns`, a started agent, and a webhook that answers.
-async fn serving_agent(
-    ns: &TestNamespace,
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<AgentProcess> {
-    let agent = AgentProcess::builder(ns.name())
-        .args_from(webhook_args(addr, &config_name(ns.name()), ns.name()))
-        .start()
-        .await?;
-    wait_until_answering(&ns.api(), TIMEOUT).await?;
-    Ok(agent)
-}
-
 #[tokio::test]
 async fn a_requested_leaf_rotation_loses_no_admission() {
-    run_in_namespace("webhook-load-leaf", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let config = webhook_config(&config_name(ns.name()), ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = serving_agent(&ns, addr).await?;
+    run_with_webhook(
+        "webhook-load-leaf",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup { ns, addr, .. } = setup;
+            wait_until_answering(&ns.api(), TIMEOUT).await?;
             let secrets: Api<Secret> = ns.api();
             let before = wait_served(&secrets, addr).await?;
             let load = Load::start(ns.api())?;
@@ -132,23 +118,25 @@ async fn a_requested_leaf_rotation_loses_no_admission() {
             eprintln!("leaf rotation under load: {}", report.summary());
             report.check(100)?;
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }
 
 #[tokio::test]
 async fn a_ca_key_change_goes_in_phases_and_loses_no_admission() {
-    run_in_namespace("webhook-load-ca-key", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = serving_agent(&ns, addr).await?;
+    run_with_webhook(
+        "webhook-load-ca-key",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup {
+                ns,
+                client,
+                addr,
+                name,
+            } = setup;
+            wait_until_answering(&ns.api(), TIMEOUT).await?;
             let secrets: Api<Secret> = ns.api();
             let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
             let before = wait_served(&secrets, addr).await?;
@@ -201,9 +189,8 @@ async fn a_ca_key_change_goes_in_phases_and_loses_no_admission() {
             eprintln!("CA key change under load: {}", report.summary());
             report.check(200)?;
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }
@@ -257,10 +244,10 @@ fn foreign_lease() -> anyhow::Result<Lease> {
 #[tokio::test]
 async fn a_same_key_ca_renewal_keeps_both_cas_and_loses_no_admission() {
     run_in_namespace("webhook-load-ca-renew", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
+        let setup = WebhookSetup::new(ns).await?;
+        let WebhookSetup {
+            ns, client, name, ..
+        } = setup.clone();
         let secrets: Api<Secret> = ns.api();
         let secret = secrets
             .create(&PostParams::default(), &secret_with_a_due_ca(ns.name())?)
@@ -271,13 +258,9 @@ async fn a_same_key_ca_renewal_keeps_both_cas_and_loses_no_admission() {
             .create(&PostParams::default(), &foreign_lease()?)
             .await?;
         // The API server already trusts the old CA, as on a cluster running for 250 days.
-        let config = webhook_config(&name, ns.name(), addr, Some(&stored(&secret, CA_CRT)))?;
+        let config = setup.config(Some(&stored(&secret, CA_CRT)))?;
         with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(serving_args(addr, &name))
-                .leader_election(LEASE, ns.name(), "agent-a")
-                .start()
-                .await?;
+            let agent = setup.elected(setup.addr, LEASE, "agent-a").start().await?;
             wait_until_answering(&ns.api(), TIMEOUT).await?;
             let load = Load::start(ns.api())?;
             tokio::time::sleep(AROUND).await;
@@ -332,18 +315,17 @@ async fn a_same_key_ca_renewal_keeps_both_cas_and_loses_no_admission() {
 #[tokio::test]
 async fn two_agents_starting_at_once_make_one_secret_and_serve_the_same_leaf() {
     run_in_namespace("webhook-two-agents", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let (addr_a, addr_b) = (free_port()?, free_port()?);
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr_a, None)?;
+        let setup = WebhookSetup::new(ns).await?;
+        let WebhookSetup {
+            ns,
+            client,
+            addr: addr_a,
+            ..
+        } = setup.clone();
+        let addr_b = free_port()?;
+        let config = setup.config(None)?;
         with_webhook_config(&client, &config, || async {
-            let start = |addr, identity: &'static str| {
-                AgentProcess::builder(ns.name())
-                    .args_from(serving_args(addr, &name))
-                    .leader_election(LEASE, ns.name(), identity)
-                    .start()
-            };
+            let start = |addr, identity: &'static str| setup.elected(addr, LEASE, identity).start();
             let (a, b) = tokio::join!(start(addr_a, "agent-a"), start(addr_b, "agent-b"));
             let (a, b) = (a?, b?);
             let secrets: Api<Secret> = ns.api();
@@ -374,29 +356,25 @@ async fn two_agents_starting_at_once_make_one_secret_and_serve_the_same_leaf() {
 #[tokio::test]
 async fn a_new_leader_resumes_a_ca_key_change_from_the_annotations() {
     run_in_namespace("webhook-load-resume", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let (addr_a, addr_b) = (free_port()?, free_port()?);
-        let name = config_name(ns.name());
+        let setup = WebhookSetup::new(ns).await?;
         // The API server calls the replica that survives.
-        let config = webhook_config(&name, ns.name(), addr_b, None)?;
+        let WebhookSetup {
+            ns,
+            client,
+            addr: addr_b,
+            ..
+        } = setup.clone();
+        let addr_a = free_port()?;
+        let config = setup.config(None)?;
         with_webhook_config(&client, &config, || async {
-            let a = AgentProcess::builder(ns.name())
-                .args_from(serving_args(addr_a, &name))
-                .leader_election(LEASE, ns.name(), "agent-a")
-                .start()
-                .await?;
+            let a = setup.elected(addr_a, LEASE, "agent-a").start().await?;
             let secrets: Api<Secret> = ns.api();
             // Only the leader creates the Secret: a leads.
             wait_for("a's Secret", TIMEOUT, POLL, || async {
                 Ok(secrets.get_opt(SECRET).await?)
             })
             .await?;
-            let b = AgentProcess::builder(ns.name())
-                .args_from(serving_args(addr_b, &name))
-                .leader_election(LEASE, ns.name(), "agent-b")
-                .start()
-                .await?;
+            let b = setup.elected(addr_b, LEASE, "agent-b").start().await?;
             wait_until_answering(&ns.api(), TIMEOUT).await?;
             let load = Load::start(ns.api())?;
             tokio::time::sleep(AROUND).await;

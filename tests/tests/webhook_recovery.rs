@@ -7,13 +7,10 @@ use std::time::Duration;
 use jobflow::api::JobFlow;
 use jobflow::certs::CA_CRT;
 use jobflow_tests::admission_load::Load;
-use jobflow_tests::agent::{AgentProcess, free_port};
+use jobflow_tests::fixture::{WebhookSetup, run_with_webhook};
 use jobflow_tests::flows::{FlowBuilder, StepBuilder};
-use jobflow_tests::webhook::{
-    config_name, create_through_webhook, wait_until_answering, webhook_args, webhook_config,
-    with_webhook_config,
-};
-use jobflow_tests::{FakePod, POLL, install_crd, run_in_namespace, wait_for};
+use jobflow_tests::webhook::{create_through_webhook, wait_until_answering};
+use jobflow_tests::{FakePod, POLL, wait_for};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
@@ -69,17 +66,13 @@ fn valid(name: &str) -> JobFlow {
 
 #[tokio::test]
 async fn a_reverted_ca_bundle_is_put_back() {
-    run_in_namespace("webhook-revert", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
-                .start()
-                .await?;
+    run_with_webhook(
+        "webhook-revert",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup {
+                ns, client, name, ..
+            } = setup;
             let secrets: Api<Secret> = ns.api();
             let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
             let (_, bundle) = stored_bundle(&secrets).await?;
@@ -144,26 +137,21 @@ async fn a_reverted_ca_bundle_is_put_back() {
             // The Event lives in `default`, outside the test namespace: clean it up.
             let _ = events.delete(&event_name, &DeleteParams::default()).await;
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }
 
 #[tokio::test]
 async fn a_deleted_secret_is_put_back_with_no_admission_lost() {
-    run_in_namespace("webhook-deleted", |ns| async move {
-        let client = ns.client();
-        install_crd(&client).await?;
-        let addr = free_port()?;
-        let name = config_name(ns.name());
-        let config = webhook_config(&name, ns.name(), addr, None)?;
-        with_webhook_config(&client, &config, || async {
-            let agent = AgentProcess::builder(ns.name())
-                .args_from(webhook_args(addr, &name, ns.name()))
-                .start()
-                .await?;
+    run_with_webhook(
+        "webhook-deleted",
+        WebhookSetup::agent,
+        |setup, agent| async move {
+            let WebhookSetup {
+                ns, client, name, ..
+            } = setup;
             let secrets: Api<Secret> = ns.api();
             let configs: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
             let (first, bundle) = stored_bundle(&secrets).await?;
@@ -190,9 +178,8 @@ async fn a_deleted_secret_is_put_back_with_no_admission_lost() {
             eprintln!("Secret deleted, under load: {}", report.summary());
             report.check(100)?;
             agent.ensure_running()
-        })
-        .await
-    })
+        },
+    )
     .await
     .unwrap();
 }

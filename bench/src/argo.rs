@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::observe::{FlowSeen, JobSeen, Seen, follow};
-use super::shape::{dependencies, step_name};
-use crate::ANNOTATION_DURATION;
+use crate::observe::{FlowSeen, JobSeen, Seen, follow};
+use crate::shape::{dependencies, step_name};
+use jobflow_tests::ANNOTATION_DURATION;
 
 /// The label Argo puts on a Workflow's pods: the Workflow's name.
 pub const WORKFLOW_LABEL: &str = "workflows.argoproj.io/workflow";
@@ -32,7 +32,7 @@ pub fn workflow_resource() -> ApiResource {
     )
 }
 
-/// The Workflow `name` with `steps` tasks shaped like [`super::shape::flow`]: one container
+/// The Workflow `name` with `steps` tasks shaped like [`crate::shape::flow`]: one container
 /// template `step` whose pod carries the kwok duration annotation, and a `dag` template whose
 /// tasks have the same dependencies as the JobFlow's steps.
 pub fn workflow(name: &str, steps: usize, pod_duration: Duration) -> DynamicObject {

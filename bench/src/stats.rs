@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::agent::Sample;
+use jobflow_tests::agent::Sample;
 
 /// Percentiles of a set of durations, in milliseconds (nearest rank: every figure is a measured
 /// value).
@@ -167,7 +167,7 @@ pub fn counter_by(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::parse_metrics;
+    use jobflow_tests::agent::parse_metrics;
 
     #[test]
     fn percentiles_are_nearest_rank() {

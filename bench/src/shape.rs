@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use jobflow::api::JobFlow;
 
-use crate::FakePod;
-use crate::flows::{FlowBuilder, StepBuilder};
+use jobflow_tests::FakePod;
+use jobflow_tests::flows::{FlowBuilder, StepBuilder};
 
 /// The name of step `index`: `s` and the index, zero-padded to the width of `steps - 1`.
 pub fn step_name(index: usize, steps: usize) -> String {
@@ -77,7 +77,7 @@ pub fn flow(name: &str, steps: usize, pod_duration: Duration) -> JobFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ANNOTATION_DURATION;
+    use jobflow_tests::ANNOTATION_DURATION;
 
     #[test]
     fn ten_steps_are_layers_of_two_and_a_join() {

@@ -16,10 +16,10 @@ use kube::{Api, Client, ResourceExt as _};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::argo;
-use super::engine::Engine;
-use crate::flows::{phase, ready_message, ready_reason};
-use crate::job_condition;
+use crate::argo;
+use crate::engine::Engine;
+use jobflow_tests::flows::{phase, ready_message, ready_reason};
+use jobflow_tests::job_condition;
 
 /// When the watch first saw a Job, and first saw it Complete.
 #[derive(Clone, Debug)]

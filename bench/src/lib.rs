@@ -1,5 +1,11 @@
-//! The agent's load harness (`cargo run -p jobflow-tests --bin jobflow-load`): many JobFlows at
-//! once on the local control plane, measured from the outside. See `docs/load.md`.
+//! zen-flow's benchmarks against the local control plane (`tests/cluster/up.sh`), built on the
+//! integration tests' helpers (`jobflow-tests`), which never depend on this crate:
+//!
+//! - `jobflow-load` (`cargo run -p jobflow-bench --bin jobflow-load`): many JobFlows at once,
+//!   measured from the outside; see `docs/load.md`.
+//! - `jobflow-webhook-bench`: admission latency of the agent's webhook; see `docs/benchmarks.md`.
+//!
+//! The load harness's modules:
 //!
 //! - [`shape`]: the DAG every load flow has.
 //! - [`process`]: the agent binary under test, as a child process.

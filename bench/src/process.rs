@@ -1,9 +1,10 @@
 //! The agent under load: a `jobflow-agent` binary (any build) started as a child process.
 //!
-//! [`crate::agent::AgentProcess`] always runs the debug build; a measurement wants the release
-//! one, so this starts the binary it is given with the same flags (one namespace, leader
-//! election off, JSON logs to a file, the admin port on a free loopback port, the admission
-//! webhook off unless an extra argument sets `--webhook-addr`).
+//! It starts the binary it is given (a measurement wants the release build) with the flags of
+//! [`jobflow_tests::agent::AgentProcess`] (one namespace, leader election off, JSON logs to a
+//! file, the admin port on a free loopback port, the admission webhook off unless an extra
+//! argument sets `--webhook-addr`), logging to `/tmp/jobflow-agent-<namespace>.log` as
+//! docs/load.md says.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::time::Instant;
 
-use crate::agent::{
+use jobflow_tests::agent::{
     LOG_TAIL_LINES, STOP_TIMEOUT, Sample, free_port, http_get, log_tail, parse_metrics,
     remove_jobflow_env,
 };

@@ -10,21 +10,20 @@ use clap::Parser;
 use futures::{StreamExt as _, TryStreamExt as _, stream};
 use jobflow::api::{FlowPhase, JobFlow};
 use jobflow::validation::parse_duration;
-use jobflow_tests::agent::Sample;
-use jobflow_tests::load::argo::{self, workflow_resource};
-use jobflow_tests::load::engine::Engine;
-use jobflow_tests::load::observe::{MemorySampler, Watches, cpu_seconds, memory};
-use jobflow_tests::load::process::Agent;
-use jobflow_tests::load::report::{
+use jobflow_bench::argo::{self, workflow_resource};
+use jobflow_bench::engine::Engine;
+use jobflow_bench::observe::{MemorySampler, Watches, cpu_seconds, memory};
+use jobflow_bench::process::Agent;
+use jobflow_bench::report::{
     ApiserverWrites, MemoryReport, ProcessFigures, Report, Setup, WriteRow, Writes, first_jobs,
     latencies, per, seconds, status_sizes, to_f64,
 };
-use jobflow_tests::load::scenario::{Arrival, Plan, Scenario};
-use jobflow_tests::load::shape::{dependencies, depth, flow};
-use jobflow_tests::load::stats::{counter_by, histogram};
+use jobflow_bench::scenario::{Arrival, Plan, Scenario};
+use jobflow_bench::shape::{dependencies, depth, flow};
+use jobflow_bench::stats::{counter_by, histogram};
+use jobflow_tests::agent::Sample;
 use jobflow_tests::{KUBECONFIG_ENV, TestNamespace, install_crd, kubeconfig_path, workspace_root};
 use kube::api::{DynamicObject, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use tokio::time::Instant;
 
@@ -110,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
             "--engine argo needs --controller-pid (the workflow-controller the caller started)"
         ),
     }
-    let client = connect(&kubeconfig).await?;
+    let client = jobflow_tests::client_for(&kubeconfig).await?;
     if args.engine == Engine::ZenFlow {
         install_crd(&client).await?;
     }
@@ -662,21 +661,4 @@ fn load_average() -> String {
                 .join(" ")
         },
     )
-}
-
-/// A client for the control plane of `kubeconfig`, checked to answer.
-async fn connect(kubeconfig: &Path) -> anyhow::Result<Client> {
-    let config = Kubeconfig::read_from(kubeconfig)
-        .with_context(|| format!("reading kubeconfig {}", kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default())
-        .await
-        .with_context(|| format!("loading kubeconfig {}", kubeconfig.display()))?;
-    let client = Client::try_from(config).context("building the Kubernetes client")?;
-    client.apiserver_version().await.with_context(|| {
-        format!(
-            "the control plane of {} does not answer; start it with `bash tests/cluster/up.sh`",
-            kubeconfig.display()
-        )
-    })?;
-    Ok(client)
 }

@@ -7,7 +7,7 @@
 //! - `through the API server`: server-side dry-run creates (what `kubectl apply` waits for).
 //!
 //! ```text
-//! cargo build --release -p jobflow-agent -p jobflow-tests --bin jobflow-webhook-bench
+//! cargo build --release -p jobflow-agent -p jobflow-bench --bin jobflow-webhook-bench
 //! target/release/jobflow-webhook-bench --steps 50 --rate 20 --duration 30s
 //! ```
 
@@ -21,13 +21,11 @@ use hyper::body::Bytes;
 use jobflow::api::JobFlow;
 use jobflow::certs::CA_CRT;
 use jobflow::validation::parse_duration;
-use jobflow_tests::agent::{AgentProcess, free_port};
-use jobflow_tests::load::shape::flow;
-use jobflow_tests::load::stats::Percentiles;
-use jobflow_tests::webhook::{
-    config_name, serving_args, wait_until_answering, webhook_config, with_webhook_config,
-};
-use jobflow_tests::{TestNamespace, install_crd};
+use jobflow_bench::shape::flow;
+use jobflow_bench::stats::Percentiles;
+use jobflow_tests::TestNamespace;
+use jobflow_tests::fixture::WebhookSetup;
+use jobflow_tests::webhook::{wait_until_answering, with_webhook_config};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
@@ -58,8 +56,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = jobflow_tests::client().await?;
-    install_crd(&client).await?;
-    let ns = TestNamespace::create(client.clone(), "webhook-bench").await?;
+    // The CRD is installed by the fixture (WebhookSetup::new).
+    let ns = TestNamespace::create(client, "webhook-bench").await?;
     let result = bench(&args, &ns).await;
     ns.delete().await?;
     let (direct, through) = result?;
@@ -79,20 +77,18 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(args: &Args, ns: &TestNamespace) -> anyhow::Result<(Percentiles, Percentiles)> {
-    let client = ns.client();
-    let addr = free_port()?;
-    let name = config_name(ns.name());
-    let config = webhook_config(&name, ns.name(), addr, None)?;
+    let setup = WebhookSetup::new(ns.clone()).await?;
+    let (client, addr) = (&setup.client, setup.addr);
+    let config = setup.config(None)?;
     let binary = args
         .agent
         .clone()
         .unwrap_or_else(|| jobflow_tests::workspace_root().join("target/release/jobflow-agent"));
     let mut out = None;
-    with_webhook_config(&client, &config, || async {
-        let agent = AgentProcess::builder(ns.name())
+    with_webhook_config(client, &config, || async {
+        let agent = setup
+            .agent()
             .binary(&binary)
-            .args_from(serving_args(addr, &name))
-            .arg(format!("--lease-namespace={}", ns.name()))
             .log_level("warn")
             .start()
             .await?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::observe::{JobSeen, Seen};
-use super::shape::{dependencies, step_name};
-use super::stats::{HistogramSummary, Percentiles};
+use crate::observe::{JobSeen, Seen};
+use crate::shape::{dependencies, step_name};
+use crate::stats::{HistogramSummary, Percentiles};
 
 /// Everything a load run measured.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -78,11 +78,11 @@ pub struct Setup {
     /// `/proc/loadavg` after the run.
     pub load_after: String,
     /// The named scenario, if one was given.
-    pub scenario: Option<super::scenario::Scenario>,
+    pub scenario: Option<crate::scenario::Scenario>,
     /// The engine driven.
-    pub engine: super::engine::Engine,
+    pub engine: crate::engine::Engine,
     /// How the flows were created.
-    pub arrival: Option<super::scenario::Arrival>,
+    pub arrival: Option<crate::scenario::Arrival>,
     /// Every namespace of the run (one per agent shard).
     pub namespaces: Vec<String>,
     /// Wall clock (Unix seconds) when the first flow was created: the start of the audit window.
@@ -544,7 +544,7 @@ fn kib_to_mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::observe::FlowSeen;
+    use crate::observe::FlowSeen;
     use jobflow::api::FlowPhase;
 
     fn job(seen: &mut Seen, flow: &str, step: &str, added: Instant, succeeded: Option<Instant>) {
