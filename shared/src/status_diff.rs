@@ -1,6 +1,6 @@
 //! What a status write changes, as an RFC 6902 JSON patch: empty when the planned status is
-//! the one the flow has. The agent writes the status only when the patch is not empty (and logs
-//! it at debug level); the plugin's watch views can print it.
+//! the one the flow has. The agent writes the status (a server-side apply of the whole status,
+//! not this patch) only when the patch is not empty, and logs the patch at debug level.
 
 use json_patch::{Patch, PatchOperation, ReplaceOperation};
 use serde_json::Value;

@@ -2,6 +2,7 @@
 //! reasons, static error names, operations and namespaces; never object names.
 
 mod gauges;
+mod labels;
 #[cfg(test)]
 mod rules_tests;
 mod webhook;
@@ -18,83 +19,8 @@ use prometheus::{
 };
 
 pub use gauges::compute_gauges;
+pub use labels::{Operation, Resource};
 pub use webhook::{Cert, Source, WebhookMetrics};
-
-/// An API write the agent makes (the `operation` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operation {
-    /// Delete.
-    Delete,
-    /// Server-side apply of the status subresource.
-    PatchStatus,
-    /// Publishing an Event.
-    CreateEvent,
-    /// Create (Leases).
-    Create,
-    /// Replace with a resourceVersion (Leases).
-    Update,
-    /// A GET (only to confirm a step's Job is gone before failing the step).
-    Get,
-}
-
-impl Operation {
-    /// The `operation` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Delete => "delete",
-            Self::PatchStatus => "patch_status",
-            Self::CreateEvent => "create_event",
-            Self::Create => "create",
-            Self::Update => "update",
-            Self::Get => "get",
-        }
-    }
-}
-
-/// The resource an API write is made on (the `resource` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Resource {
-    /// batch/v1 Jobs.
-    Jobs,
-    /// `JobFlows`.
-    JobFlows,
-    /// `ConfigMaps` from resource templates.
-    ConfigMaps,
-    /// `PersistentVolumeClaims` from resource templates.
-    PersistentVolumeClaims,
-    /// Events.
-    Events,
-    /// The leader-election Lease.
-    Leases,
-    /// A resource template of another kind.
-    Other,
-}
-
-impl Resource {
-    /// The resource of an object of `kind`.
-    pub fn of_kind(kind: &str) -> Self {
-        match kind {
-            "ConfigMap" => Self::ConfigMaps,
-            "PersistentVolumeClaim" => Self::PersistentVolumeClaims,
-            "Job" => Self::Jobs,
-            "JobFlow" => Self::JobFlows,
-            _ => Self::Other,
-        }
-    }
-
-    /// The `resource` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Jobs => "jobs",
-            Self::JobFlows => "jobflows",
-            Self::ConfigMaps => "configmaps",
-            Self::PersistentVolumeClaims => "persistentvolumeclaims",
-            Self::Events => "events",
-            Self::Leases => "leases",
-            Self::Other => "other",
-        }
-    }
-}
 
 /// Errors registering the series.
 #[derive(Debug, thiserror::Error)]
