@@ -37,7 +37,7 @@ pub use compile::CompiledFlow;
 pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name, resource_name};
-pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
+pub use outputs::{ReadOutputsError, read_outputs};
 pub use pod_failure::{MAX_FAILURE_MESSAGE, pod_failure};
 pub use pod_trouble::{PodTrouble, pod_trouble};
 pub use resources::resource_objects;

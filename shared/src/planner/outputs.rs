@@ -10,6 +10,7 @@ use k8s_openapi::api::batch::v1::Job;
 use serde_json::Value;
 
 use crate::api::Parameter;
+use crate::limits::MAX_OUTPUT_BYTES;
 
 /// Why outputs could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,9 +30,6 @@ pub enum ReadOutputsError {
         path: String,
     },
 }
-
-/// The most bytes of outputs kept per step (names and values).
-pub const MAX_OUTPUT_BYTES: usize = 4 * 1024;
 
 /// Reads `parameters` from `termination_message` (or the Job for `.status` paths).
 pub fn read_outputs(

@@ -8,7 +8,6 @@ mod duration;
 mod execution_policy;
 mod graph;
 mod job_template;
-pub mod limits;
 mod metadata;
 mod names;
 mod parameters;
