@@ -32,7 +32,7 @@ mod testing;
 mod tests;
 
 pub use backoff::backoff;
-pub use budget::{MAX_STATUS_BYTES, STATUS_TRIMMED};
+pub use budget::MAX_STATUS_BYTES;
 pub use compile::CompiledFlow;
 pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
