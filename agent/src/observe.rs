@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jobflow::api::JobFlow;
 use jobflow::labels;
-use jobflow::planner::{Observed, PeerFlow, PodTrouble, pod_failure, pod_trouble};
+use jobflow::planner::{Observed, PodTrouble, peers, pod_failure, pod_trouble};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -133,33 +133,6 @@ pub fn termination_message(pod: &Pod) -> Option<&str> {
         .find(|m| !m.is_empty())
 }
 
-/// The other flows in `flow`'s namespace with its `concurrencyKey`, oldest first.
-pub fn peers<'a>(flow: &JobFlow, flows: impl IntoIterator<Item = &'a JobFlow>) -> Vec<PeerFlow> {
-    let Some(key) = concurrency_key(flow) else {
-        return Vec::new();
-    };
-    let mut peers: Vec<PeerFlow> = flows
-        .into_iter()
-        .filter(|other| {
-            other.metadata.namespace == flow.metadata.namespace
-                && other.metadata.uid != flow.metadata.uid
-                && concurrency_key(other) == Some(key)
-        })
-        .filter_map(PeerFlow::of)
-        .collect();
-    peers.sort_by(|a, b| a.turn().cmp(&b.turn()));
-    peers
-}
-
-/// The flow's `concurrencyKey`, if set and not empty.
-pub fn concurrency_key(flow: &JobFlow) -> Option<&str> {
-    flow.spec
-        .execution_policy
-        .concurrency_key
-        .as_deref()
-        .filter(|k| !k.is_empty())
-}
-
 fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<&'a str> {
     labels?.get(key).map(String::as_str)
 }
@@ -169,7 +142,7 @@ fn label<'a>(labels: Option<&'a BTreeMap<String, String>>, key: &str) -> Option<
 pub(crate) mod tests {
     use super::*;
     use jiff::Timestamp;
-    use jobflow::api::{ConcurrencyPolicy, FlowPhase, JobFlowSpec, JobFlowStatus};
+    use jobflow::api::JobFlowSpec;
     use k8s_openapi::api::core::v1::{
         ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
     };
@@ -361,36 +334,5 @@ pub(crate) mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m["f-a-1"], "{\"x\":1}", "the pod whose name sorts first");
         assert_eq!(m["f-b-1"], "legacy label");
-    }
-
-    #[test]
-    fn peers_share_namespace_and_key_oldest_first() {
-        let me = flow("me", "u0", Some("k"), 50);
-        let mut done = flow("done", "u1", Some("k"), 40);
-        done.status = Some(JobFlowStatus {
-            phase: Some(FlowPhase::Succeeded),
-            ..JobFlowStatus::default()
-        });
-        let mut newer = flow("newer", "u2", Some("k"), 60);
-        newer.spec.execution_policy.concurrency_policy = ConcurrencyPolicy::Replace;
-        let other_key = flow("x", "u3", Some("other"), 10);
-        let mut other_ns = flow("y", "u4", Some("k"), 10);
-        other_ns.metadata.namespace = Some("elsewhere".to_owned());
-        let all = [me.clone(), done, newer.clone(), other_key, other_ns];
-        let p = peers(&me, &all);
-        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["done", "newer"]);
-        assert_eq!(p[0].phase, Some(FlowPhase::Succeeded));
-        assert_eq!(p[1].phase, None);
-        assert_eq!(p[1].policy, newer.spec.execution_policy.concurrency_policy);
-    }
-
-    #[test]
-    fn no_key_no_peers() {
-        let me = flow("me", "u0", None, 0);
-        let twin = flow("twin", "u1", None, 0);
-        assert!(peers(&me, [&me, &twin]).is_empty());
-        let empty_key = flow("e", "u2", Some(""), 0);
-        assert!(peers(&empty_key, [&empty_key, &twin]).is_empty());
     }
 }

@@ -46,7 +46,7 @@ pub async fn reconcile(flow: Arc<JobFlow>, ctx: Arc<Context>) -> Result<Action, 
 
 async fn run(flow: &JobFlow, ctx: &Arc<Context>) -> Result<Action, Error> {
     let namespace = flow.namespace().ok_or(Error::ReadNamespace)?;
-    let _turn = match observe::concurrency_key(flow) {
+    let _turn = match flow.spec.execution_policy.concurrency_key() {
         Some(key) => Some(ctx.key_locks.lock(&namespace, key).await),
         None => None,
     };
@@ -100,7 +100,7 @@ fn plan(flow: &JobFlow, ctx: &Context, namespace: &str, jobs: &[Arc<Job>]) -> Pl
         .iter()
         .map(|pod| Arc::new(pod.pod()))
         .collect();
-    let flows = match observe::concurrency_key(flow) {
+    let flows = match flow.spec.execution_policy.concurrency_key() {
         // Peers as this agent last wrote them, even before the watch delivers those writes.
         Some(_) => ctx
             .caches

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use futures::channel::mpsc;
 use jobflow::api::{FlowPhase, JobFlow};
 use jobflow::labels;
-use jobflow::planner::{pod_failure, pod_trouble};
+use jobflow::planner::{PeerFlow, pod_failure, pod_trouble};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
@@ -88,7 +88,7 @@ fn owner_flow<K: Resource>(job: &K) -> Option<FlowRef> {
 }
 
 fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
-    if observe::concurrency_key(new).is_none() {
+    if new.spec.execution_policy.concurrency_key().is_none() {
         return false;
     }
     let Some(old) = old else { return true };
@@ -98,14 +98,12 @@ fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
 }
 
 fn unfinished_peers(flows: &Store<JobFlow>, flow: &JobFlow) -> Vec<FlowRef> {
-    let Some(key) = observe::concurrency_key(flow) else {
+    if flow.spec.execution_policy.concurrency_key().is_none() {
         return Vec::new();
-    };
+    }
     flows
         .state_filter(|other| {
-            other.metadata.namespace == flow.metadata.namespace
-                && other.metadata.uid != flow.metadata.uid
-                && observe::concurrency_key(other) == Some(key)
+            PeerFlow::is_peer_of(other, flow)
                 && !other
                     .status
                     .as_ref()

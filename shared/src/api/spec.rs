@@ -114,6 +114,15 @@ impl Default for ExecutionPolicy {
     }
 }
 
+impl ExecutionPolicy {
+    /// The `concurrencyKey`, if set and not empty (an empty key groups no flows).
+    pub fn concurrency_key(&self) -> Option<&str> {
+        self.concurrency_key
+            .as_deref()
+            .filter(|key| !key.is_empty())
+    }
+}
+
 fn default_ttl_seconds_after_finished() -> i64 {
     86_400
 }

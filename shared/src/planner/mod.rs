@@ -12,6 +12,8 @@ mod job_builder;
 mod job_outcome;
 mod naming;
 mod outputs;
+#[cfg(test)]
+mod peer_tests;
 mod pod_failure;
 mod pod_trouble;
 #[cfg(test)]
@@ -34,6 +36,7 @@ mod tests;
 pub use backoff::backoff;
 pub use budget::MAX_STATUS_BYTES;
 pub use compile::CompiledFlow;
+pub use concurrency::peers;
 pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name, resource_name};
