@@ -430,9 +430,16 @@ impl Parameter {
     }
 }
 
+impl JobFlowSpec {
+    /// Every step, regular steps first, then finally steps (the DAG's index order).
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(&self.finally)
+    }
+}
+
 impl JobFlow {
     /// Every step of the flow, regular steps first, then finally steps.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
-        self.spec.steps.iter().chain(self.spec.finally.iter())
+        self.spec.all_steps()
     }
 }

@@ -18,6 +18,7 @@ mod pod_failure;
 mod pod_trouble;
 #[cfg(test)]
 mod properties;
+mod readiness;
 mod requests;
 mod resources;
 mod run;
@@ -43,6 +44,7 @@ pub use naming::{MAX_JOB_NAME, job_name, resource_name};
 pub use outputs::{ReadOutputsError, read_outputs};
 pub use pod_failure::{MAX_FAILURE_MESSAGE, pod_failure};
 pub use pod_trouble::{PodTrouble, pod_trouble};
+pub use readiness::ready_steps;
 pub use resources::resource_objects;
 
 use std::collections::BTreeMap;
