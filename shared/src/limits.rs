@@ -31,6 +31,10 @@ pub const MAX_BACKOFF_LIMIT: i32 = 10_000;
 /// it, and a `when` expression's cost assumes no list or map read from outputs is longer.
 pub const MAX_OUTPUT_BYTES: usize = 4 * 1024;
 
+/// The longest flow name (`metadata.name`): the agent puts the name in the label
+/// `workflow.kube-zen.io/flow` on every Job and pod, and a label value is at most 63 characters.
+pub const MAX_FLOW_NAME: usize = 63;
+
 /// The longest the agent waits before looking at a flow again, whatever is due: a flow whose
 /// next event is days away is still looked at hourly, and no timer is set past tokio's horizon.
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);

@@ -39,7 +39,7 @@ pub fn validate(flow: &JobFlow) -> Result<(), ValidationErrors> {
 /// Checks a flow and returns every problem and every warning found.
 pub fn report(flow: &JobFlow) -> ValidationReport {
     let mut problems = Problems::default();
-    check_spec(&flow.spec, &mut problems);
+    check_flow(flow, &mut problems);
     problems.into_report()
 }
 
@@ -54,7 +54,7 @@ pub(crate) struct Checked {
 /// [`validate`], keeping what the checks resolved.
 pub(crate) fn check(flow: &JobFlow) -> Result<Checked, ValidationErrors> {
     let mut problems = Problems::default();
-    let checked = check_spec(&flow.spec, &mut problems);
+    let checked = check_flow(flow, &mut problems);
     problems.into_report().into_result().map(|()| checked)
 }
 
@@ -81,6 +81,12 @@ struct LocatedStep<'a> {
     path: String,
     step: &'a Step,
     finally: bool,
+}
+
+/// Checks the flow's name, then its spec.
+fn check_flow(flow: &JobFlow, problems: &mut Problems) -> Checked {
+    metadata::check_flow_name(flow.metadata.name.as_deref(), problems);
+    check_spec(&flow.spec, problems)
 }
 
 fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) -> Checked {
