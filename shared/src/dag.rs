@@ -100,7 +100,7 @@ impl Dag {
     /// The graph of `spec` from edges validation already resolved and ordered (it proved the
     /// names unique, the dependencies known and the graph acyclic), without resolving them again.
     pub(crate) fn from_ordered(spec: &JobFlowSpec, ordered: Ordered) -> Self {
-        let steps: Vec<&Step> = spec.steps.iter().chain(&spec.finally).collect();
+        let steps: Vec<&Step> = spec.all_steps().collect();
         let index_by_name = steps
             .iter()
             .enumerate()

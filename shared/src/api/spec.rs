@@ -432,14 +432,14 @@ impl Parameter {
 
 impl JobFlowSpec {
     /// Every step, regular steps first, then finally steps (the DAG's index order).
-    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> + Clone {
         self.steps.iter().chain(&self.finally)
     }
 }
 
 impl JobFlow {
     /// Every step of the flow, regular steps first, then finally steps.
-    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> + Clone {
         self.spec.all_steps()
     }
 }
