@@ -19,11 +19,14 @@ mod step;
 mod update;
 
 #[cfg(test)]
+mod graph_tests;
+#[cfg(test)]
 mod template_tests;
 #[cfg(test)]
 mod tests;
 
 pub use duration::{ParseDurationError, parse_duration};
+pub use graph::BuildDagError;
 pub use problems::{FieldProblem, ProblemKind, ValidationErrors, ValidationReport};
 
 use crate::api::{JobFlow, JobFlowSpec, Step};
