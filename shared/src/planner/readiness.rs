@@ -57,8 +57,8 @@ pub(super) fn readiness<'a>(
     }
 }
 
-/// How many Pending steps of a flow may start by [`readiness`], from its spec and status alone
-/// (no compiled DAG, no step templates). A step whose own status or a dependency's is missing
+/// How many Pending steps of a flow may start by the rule the scheduler uses (this module's
+/// `readiness`), from its spec and status alone (no compiled DAG, no step templates). A step whose own status or a dependency's is missing
 /// is not counted. Neither are backoff waits, `when`, failFast, suspension nor parallelism:
 /// the count is of steps whose dependencies allow them to run.
 pub fn ready_steps(spec: &JobFlowSpec, status: &JobFlowStatus) -> usize {
