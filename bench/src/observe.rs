@@ -16,8 +16,6 @@ use kube::{Api, Client, ResourceExt as _};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::argo;
-use crate::engine::Engine;
 use jobflow_tests::flows::{phase, ready_message, ready_reason};
 use jobflow_tests::job_condition;
 
@@ -96,23 +94,18 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Starts watching the step workloads and the flows of `engine` in every namespace of
-    /// `namespaces` (zen-flow: the agent's Jobs and the JobFlows; Argo: the Workflows' pods and
-    /// the Workflows), and waits until every watch has listed (so later objects arrive as live
-    /// events).
-    pub async fn start(
-        client: &Client,
-        namespaces: &[String],
-        engine: Engine,
-    ) -> anyhow::Result<Self> {
+    /// Starts, in every namespace of `namespaces`, the watches `start` makes (the step
+    /// workloads and the flows of one engine: [`zen_flow_watches`], or Argo's), and waits until
+    /// every watch has listed (so later objects arrive as live events).
+    pub async fn start<W>(namespaces: &[String], start: W) -> anyhow::Result<Self>
+    where
+        W: Fn(&str, &Arc<Mutex<Seen>>) -> Vec<JoinHandle<()>>,
+    {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let mut tasks = Vec::new();
-        for namespace in namespaces {
-            match engine {
-                Engine::ZenFlow => tasks.extend(zen_flow_watches(client, namespace, &seen)),
-                Engine::Argo => tasks.extend(argo::watches(client, namespace, &seen)),
-            }
-        }
+        let tasks = namespaces
+            .iter()
+            .flat_map(|namespace| start(namespace, &seen))
+            .collect();
         let watches = Self { seen, tasks };
         // Each watch marks its kind synced at its first InitDone: with several namespaces
         // that is early by a little, so wait a moment more for the others.
@@ -152,8 +145,8 @@ impl Drop for Watches {
     }
 }
 
-/// The watches on the agent's Jobs and the JobFlows of `namespace`.
-fn zen_flow_watches(
+/// zen-flow's watches in `namespace`: the agent's Jobs and the JobFlows.
+pub fn zen_flow_watches(
     client: &Client,
     namespace: &str,
     seen: &Arc<Mutex<Seen>>,

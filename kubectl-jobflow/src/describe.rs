@@ -236,10 +236,7 @@ fn indented(text: &mut String, headers: &[&str], rows: &[Vec<String>]) {
 
 /// One row per step, in declaration order, from the status when it has the step.
 fn step_rows(flow: &JobFlow, statuses: &[StepStatus], now: Timestamp) -> Vec<Vec<String>> {
-    flow.spec
-        .steps
-        .iter()
-        .chain(&flow.spec.finally)
+    flow.all_steps()
         .map(|step| {
             let status = statuses.iter().find(|status| status.name == step.name);
             let Some(status) = status else {

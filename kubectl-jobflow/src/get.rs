@@ -5,7 +5,7 @@ use std::io::Write;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use jobflow::api::{FlowPhase, JobFlow};
+use jobflow::api::{FlowPhase, JobFlow, conditions};
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
@@ -134,7 +134,7 @@ impl Columns {
                 status
                     .conditions
                     .iter()
-                    .find(|condition| condition.type_ == "Ready")
+                    .find(|condition| condition.type_ == conditions::READY)
                     .map(|condition| condition.message.clone())
                     .unwrap_or_default(),
             );

@@ -30,7 +30,7 @@ pub async fn run(
 ) -> Result<Verdict, Error> {
     let flow = cluster.flow(&args.flow).await?;
     for step in &args.steps {
-        let known = flow.spec.steps.iter().chain(&flow.spec.finally);
+        let known = flow.all_steps();
         if !known.clone().any(|spec| &spec.name == step) {
             return Err(Error::StepNotFound {
                 flow: format!("{}/{}", cluster.namespace, args.flow),

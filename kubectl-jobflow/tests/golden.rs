@@ -79,6 +79,7 @@ fn validate_reports_each_broken_file_with_paths() {
         "broken-cycle",
         "broken-types",
         "broken-syntax",
+        "broken-name",
         "mixed",
     ] {
         let path = format!("kubectl-jobflow/tests/fixtures/{name}.yaml");

@@ -2,10 +2,11 @@
 //!
 //! Steps are indexed in declaration order: `spec.steps` first, then `spec.finally`. An edge runs
 //! from a step to each of its `dependencies`; a finally step may depend on regular and finally
-//! steps, a regular step only on regular steps.
+//! steps, a regular step only on regular steps. Names and dependencies are resolved in one
+//! place, validation's graph check (`validation/graph.rs`), which also defines `Dag::build`:
+//! that check, then `Dag::from_ordered`.
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use petgraph::algo::tarjan_scc;
@@ -25,82 +26,12 @@ pub struct Dag {
     topological_rank: Vec<usize>,
 }
 
-/// Why a flow's steps do not form a DAG.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BuildDagError {
-    /// Two steps share a name.
-    #[error(
-        "step name {name:?} is used more than once; give every step (in steps and finally) a unique name"
-    )]
-    DuplicateStep {
-        /// The repeated name.
-        name: String,
-    },
-    /// A dependency names no step.
-    #[error(
-        "step {step:?} depends on {dependency:?}, which is not a step of this flow; fix the name or remove the dependency"
-    )]
-    UnknownDependency {
-        /// The step whose `dependencies` hold the name.
-        step: String,
-        /// The name that matches no step.
-        dependency: String,
-    },
-    /// Steps depend on each other in a circle.
-    #[error("dependency cycle {}; remove one of these dependencies", .path.join(" -> "))]
-    Cycle {
-        /// The steps on the cycle, each depending on the next; the first is repeated at the end.
-        path: Vec<String>,
-    },
-    /// A regular step depends on a finally step.
-    #[error(
-        "step {step:?} depends on finally step {dependency:?}, but finally steps run after every regular step; remove the dependency or move {step:?} to finally"
-    )]
-    FinallyDependency {
-        /// The regular step.
-        step: String,
-        /// The finally step it names.
-        dependency: String,
-    },
-}
-
 impl Dag {
-    /// Builds the graph of `spec.steps` followed by `spec.finally`.
-    pub fn build(spec: &JobFlowSpec) -> Result<Self, BuildDagError> {
-        let steps: Vec<&Step> = spec.steps.iter().chain(&spec.finally).collect();
-        let regular_count = spec.steps.len();
-        let index_by_name = index_names(&steps)?;
-        let dependencies = resolve_dependencies(&steps, &index_by_name, regular_count)?;
-        let dependents = invert(&dependencies);
-        let topological_order = stable_topological_order(&dependencies, &dependents);
-        if topological_order.len() < steps.len() {
-            let cycle = find_cycles(&dependencies)
-                .into_iter()
-                .next()
-                .unwrap_or_default();
-            return Err(BuildDagError::Cycle {
-                path: cycle
-                    .iter()
-                    .map(|&index| steps[index].name.clone())
-                    .collect(),
-            });
-        }
-        Ok(Self::assemble(
-            &steps,
-            index_by_name,
-            regular_count,
-            Ordered {
-                dependencies,
-                dependents,
-                topological_order,
-            },
-        ))
-    }
-
     /// The graph of `spec` from edges validation already resolved and ordered (it proved the
     /// names unique, the dependencies known and the graph acyclic), without resolving them again.
+    /// `Dag::build` checks a spec and then calls this.
     pub(crate) fn from_ordered(spec: &JobFlowSpec, ordered: Ordered) -> Self {
-        let steps: Vec<&Step> = spec.steps.iter().chain(&spec.finally).collect();
+        let steps: Vec<&Step> = spec.all_steps().collect();
         let index_by_name = steps
             .iter()
             .enumerate()
@@ -196,53 +127,6 @@ impl Dag {
         found.sort_unstable_by_key(|&step| self.topological_rank[step]);
         found
     }
-}
-
-fn index_names(steps: &[&Step]) -> Result<HashMap<String, usize>, BuildDagError> {
-    let mut index_by_name = HashMap::with_capacity(steps.len());
-    for (index, step) in steps.iter().enumerate() {
-        match index_by_name.entry(step.name.clone()) {
-            Entry::Occupied(_) => {
-                return Err(BuildDagError::DuplicateStep {
-                    name: step.name.clone(),
-                });
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(index);
-            }
-        }
-    }
-    Ok(index_by_name)
-}
-
-fn resolve_dependencies(
-    steps: &[&Step],
-    index_by_name: &HashMap<String, usize>,
-    regular_count: usize,
-) -> Result<Vec<Vec<usize>>, BuildDagError> {
-    let mut all = Vec::with_capacity(steps.len());
-    for (index, step) in steps.iter().enumerate() {
-        let mut resolved: Vec<usize> = Vec::with_capacity(step.dependencies.len());
-        for dependency in &step.dependencies {
-            let Some(&target) = index_by_name.get(dependency) else {
-                return Err(BuildDagError::UnknownDependency {
-                    step: step.name.clone(),
-                    dependency: dependency.clone(),
-                });
-            };
-            if index < regular_count && target >= regular_count {
-                return Err(BuildDagError::FinallyDependency {
-                    step: step.name.clone(),
-                    dependency: dependency.clone(),
-                });
-            }
-            if !resolved.contains(&target) {
-                resolved.push(target);
-            }
-        }
-        all.push(resolved);
-    }
-    Ok(all)
 }
 
 /// A step graph's edges both ways and its order, as validation resolves them.
@@ -397,8 +281,9 @@ mod tests {
         indexes.iter().map(|&i| dag.name(i).to_owned()).collect()
     }
 
-    fn build(steps: Vec<Step>, finally: Vec<Step>) -> Result<Dag, BuildDagError> {
-        Dag::build(&spec(steps, finally))
+    /// The DAG, or why the steps do not form one (validation/graph_tests.rs tests the why).
+    fn build(steps: Vec<Step>, finally: Vec<Step>) -> Result<Dag, String> {
+        Dag::build(&spec(steps, finally)).map_err(|error| error.to_string())
     }
 
     #[test]
@@ -426,9 +311,9 @@ mod tests {
     }
 
     #[test]
-    fn dependencies_keep_declaration_order_without_repeats() {
+    fn dependencies_keep_declaration_order() {
         let dag = build(
-            vec![step("a", &[]), step("b", &[]), step("c", &["b", "a", "b"])],
+            vec![step("a", &[]), step("b", &[]), step("c", &["b", "a"])],
             vec![],
         )
         .unwrap();
@@ -502,37 +387,6 @@ mod tests {
     }
 
     #[test]
-    fn rejects_a_duplicate_name_across_steps_and_finally() {
-        let error = build(vec![step("a", &[])], vec![step("a", &[])]).unwrap_err();
-        assert_eq!(error, BuildDagError::DuplicateStep { name: "a".into() });
-    }
-
-    #[test]
-    fn rejects_an_unknown_dependency() {
-        let error = build(vec![step("a", &["ghost"])], vec![]).unwrap_err();
-        assert_eq!(
-            error,
-            BuildDagError::UnknownDependency {
-                step: "a".into(),
-                dependency: "ghost".into()
-            }
-        );
-    }
-
-    #[test]
-    fn rejects_a_regular_step_depending_on_a_finally_step() {
-        let error = build(vec![step("a", &["cleanup"])], vec![step("cleanup", &[])]).unwrap_err();
-        assert_eq!(
-            error,
-            BuildDagError::FinallyDependency {
-                step: "a".into(),
-                dependency: "cleanup".into()
-            }
-        );
-        assert!(error.to_string().contains("move \"a\" to finally"));
-    }
-
-    #[test]
     fn finally_steps_may_depend_on_finally_and_regular_steps() {
         let dag = build(
             vec![step("a", &[])],
@@ -540,56 +394,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(dag.dependencies(2), &[1]);
-    }
-
-    #[test]
-    fn reports_a_cycle_from_its_lowest_index_step() {
-        let error = build(
-            vec![
-                step("start", &[]),
-                step("c", &["a"]),
-                step("a", &["b", "start"]),
-                step("b", &["c"]),
-            ],
-            vec![],
-        )
-        .unwrap_err();
-        assert_eq!(
-            error,
-            BuildDagError::Cycle {
-                path: vec!["c".into(), "a".into(), "b".into(), "c".into()]
-            }
-        );
-        assert_eq!(
-            error.to_string(),
-            "dependency cycle c -> a -> b -> c; remove one of these dependencies"
-        );
-    }
-
-    #[test]
-    fn reports_a_self_dependency_as_a_cycle() {
-        let error = build(vec![step("a", &["a"])], vec![]).unwrap_err();
-        assert_eq!(
-            error,
-            BuildDagError::Cycle {
-                path: vec!["a".into(), "a".into()]
-            }
-        );
-    }
-
-    #[test]
-    fn reports_a_cycle_among_finally_steps() {
-        let error = build(
-            vec![step("a", &[])],
-            vec![step("x", &["y"]), step("y", &["x"])],
-        )
-        .unwrap_err();
-        assert_eq!(
-            error,
-            BuildDagError::Cycle {
-                path: vec!["x".into(), "y".into(), "x".into()]
-            }
-        );
     }
 
     #[test]
@@ -612,6 +416,8 @@ mod tests {
                 let name = format!("s{i}");
                 match i {
                     0 => step(&name, &[]),
+                    // Steps 1 and 2 have one dependency: i / 2 is i - 1 (a dependency is listed once).
+                    1 | 2 => step(&name, &[&format!("s{}", i - 1)]),
                     _ => step(&name, &[&format!("s{}", i / 2), &format!("s{}", i - 1)]),
                 }
             })
@@ -661,7 +467,13 @@ mod tests {
                 .enumerate()
                 .map(|(index, targets)| Step {
                     name: format!("s{index}"),
-                    dependencies: targets.iter().map(|t| format!("s{t}")).collect(),
+                    // A dependency is listed once: repeats are dropped, the first kept.
+                    dependencies: targets
+                        .iter()
+                        .enumerate()
+                        .filter(|&(at, t)| !targets[..at].contains(t))
+                        .map(|(_, t)| format!("s{t}"))
+                        .collect(),
                     ..Step::default()
                 })
                 .collect();

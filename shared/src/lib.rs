@@ -7,6 +7,7 @@ pub mod certs;
 pub mod crd;
 pub mod dag;
 pub mod labels;
+pub mod limits;
 pub mod planner;
 pub mod references;
 pub mod status_diff;

@@ -48,6 +48,8 @@ stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
 # --all-targets leaves out test = false targets (tests/Cargo.toml's real_node).
 stage clippy-real cargo clippy -p jobflow-tests --test real_node -- -D warnings
+# Modules that import each other in a circle (tests/lint/import-cycles.py says which files).
+stage imports python3 tests/lint/import-cycles.py
 stage build bash tests/cluster/build.sh
 stage up bash tests/cluster/up.sh
 export KUBECONFIG=$CLUSTER_STATE/kubeconfig ZEN_FLOW_KUBECONFIG=$CLUSTER_STATE/kubeconfig

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::FakePod;
 use crate::flows::{FlowBuilder, StepBuilder};
-use crate::webhook::denied_prefix;
+pub use crate::webhook::{expected_denial, refused_flow};
 
 /// Requests per second.
 pub const RATE: u32 = 20;
@@ -22,28 +22,12 @@ pub const RATE: u32 = 20;
 /// 5 s; past that the API server has failed it closed anyway).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// A flow the webhook must refuse: a duplicate step and a dependency on a missing one.
-pub fn refused_flow(name: &str) -> JobFlow {
-    FlowBuilder::new(name)
-        .step(StepBuilder::new("a", &FakePod::succeed()).after(&["nope"]))
-        .step(StepBuilder::new("a", &FakePod::succeed()))
-        .build()
-}
-
 /// A flow the webhook must admit.
 pub fn admitted_flow(name: &str) -> JobFlow {
     FlowBuilder::new(name)
         .step(StepBuilder::new("a", &FakePod::succeed()))
         .step(StepBuilder::new("b", &FakePod::succeed()).after(&["a"]))
         .build()
-}
-
-/// The API server's message when our webhook refuses `flow`.
-pub fn expected_denial(flow: &JobFlow) -> anyhow::Result<String> {
-    let errors = jobflow::validation::validate(flow)
-        .err()
-        .context("the flow meant to be refused passed validation")?;
-    Ok(format!("{}{errors}", denied_prefix()))
 }
 
 /// What a load run saw.

@@ -33,6 +33,13 @@ use kube::{Api, ResourceExt};
 use crate::wait::{POLL, wait_for, wait_for_object};
 use crate::{FakePod, fake_job};
 
+/// The real node `tests/cluster/up.sh` registers.
+pub const REAL_NODE: &str = "zen-flow-real";
+/// The taint that keeps everything but our real workloads off the real node.
+pub const REAL_NODE_TAINT: &str = "zen-flow.test/real-node";
+/// The test image with busybox, as `deploy/images/build.sh` names it.
+pub const BUSYBOX: &str = "busybox:1.35.0";
+
 /// The image of every fake container (never pulled: kwok runs nothing).
 pub const FAKE_IMAGE: &str = "zen-flow.test/fake:latest";
 
@@ -61,10 +68,9 @@ impl StepBuilder {
     }
 
     /// A Job step named `name` whose pod runs `script` with `sh -c` in the real busybox image
-    /// ([`crate::install::BUSYBOX`]) on the real node `zen-flow-real` (it tolerates the node's
+    /// ([`BUSYBOX`]) on the real node `zen-flow-real` (it tolerates the node's
     /// taint and selects it); `backoffLimit: 0`, restart policy Never, as [`StepBuilder::new`].
     pub fn real(name: &str, script: &str) -> Self {
-        use crate::install::{BUSYBOX, REAL_NODE, REAL_NODE_TAINT};
         use k8s_openapi::api::core::v1::Toleration;
         let mut real = Self::new(name, &FakePod::succeed());
         // No kwok annotations: a real kubelet runs this pod.

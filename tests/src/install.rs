@@ -25,12 +25,7 @@ pub const AGENT_NAMESPACE: &str = "zen-flow-system";
 pub const AGENT: &str = "jobflow-agent";
 /// The label selector of the agent's pods.
 pub const AGENT_SELECTOR: &str = "app.kubernetes.io/name=jobflow-agent";
-/// The real node `tests/cluster/up.sh` registers.
-pub const REAL_NODE: &str = "zen-flow-real";
-/// The taint that keeps everything but our real workloads off the real node.
-pub const REAL_NODE_TAINT: &str = "zen-flow.test/real-node";
-/// The test image with busybox, as `deploy/images/build.sh` names it.
-pub const BUSYBOX: &str = "busybox:1.35.0";
+pub use crate::flows::{BUSYBOX, REAL_NODE, REAL_NODE_TAINT};
 /// How long the agent's rollout may take on the real node (image already imported).
 pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
 

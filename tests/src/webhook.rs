@@ -20,7 +20,8 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::{POLL, wait_for};
+use crate::flows::{FlowBuilder, StepBuilder};
+use crate::{FakePod, POLL, wait_for};
 
 /// The name of the one webhook inside each test configuration.
 pub const WEBHOOK_NAME: &str = "validate.workflow.kube-zen.io";
@@ -150,8 +151,8 @@ pub async fn config_bundles(
 /// Waits until the webhook refuses an invalid flow in `flows`' namespace with the exact
 /// message: the API server has loaded the configuration and trusts the served certificate.
 pub async fn wait_until_answering(flows: &Api<JobFlow>, timeout: Duration) -> anyhow::Result<()> {
-    let flow = crate::admission_load::refused_flow("probe");
-    let want = crate::admission_load::expected_denial(&flow)?;
+    let flow = refused_flow("probe");
+    let want = expected_denial(&flow)?;
     let params = PostParams {
         dry_run: true,
         ..PostParams::default()
@@ -163,6 +164,22 @@ pub async fn wait_until_answering(flows: &Api<JobFlow>, timeout: Duration) -> an
         })
     })
     .await
+}
+
+/// A flow the webhook must refuse: a duplicate step and a dependency on a missing one.
+pub fn refused_flow(name: &str) -> JobFlow {
+    FlowBuilder::new(name)
+        .step(StepBuilder::new("a", &FakePod::succeed()).after(&["nope"]))
+        .step(StepBuilder::new("a", &FakePod::succeed()))
+        .build()
+}
+
+/// The API server's message when our webhook refuses `flow`.
+pub fn expected_denial(flow: &JobFlow) -> anyhow::Result<String> {
+    let errors = jobflow::validation::validate(flow)
+        .err()
+        .context("the flow meant to be refused passed validation")?;
+    Ok(format!("{}{errors}", denied_prefix()))
 }
 
 /// The prefix of every refusal by our webhook, as the API server words it.

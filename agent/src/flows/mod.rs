@@ -6,7 +6,6 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod key_locks;
-pub mod peers;
 pub mod queue;
 pub mod reconcile;
 pub mod triggers;

@@ -12,7 +12,6 @@ use kube::runtime::reflector::ObjectRef;
 use super::apply::{self, Carried};
 use super::context::Context;
 use super::error::Error;
-use super::peers::concurrency_key;
 use super::view::{self, View};
 
 /// How soon a flow is planned again after the API server refused one of its objects (the next
@@ -43,7 +42,11 @@ async fn turn(queued: Arc<JobFlow>, ctx: &Arc<Context>) -> Result<Action, Error>
         .namespace
         .as_deref()
         .ok_or(Error::ReadNamespace)?;
-    let key = concurrency_key(&newest).map(str::to_owned);
+    let key = newest
+        .spec
+        .execution_policy
+        .concurrency_key()
+        .map(str::to_owned);
     let _turn = match &key {
         Some(key) => Some(ctx.key_locks.lock(namespace, key).await),
         None => None,
@@ -53,7 +56,7 @@ async fn turn(queued: Arc<JobFlow>, ctx: &Arc<Context>) -> Result<Action, Error>
         tracing::debug!("the index lacks the newest generation's templates; waiting for its event");
         return Ok(Action::requeue(REPLAN_AFTER_NEWER_GENERATION));
     };
-    if concurrency_key(&view.flow) != key.as_deref() {
+    if view.flow.spec.execution_policy.concurrency_key() != key.as_deref() {
         return Ok(Action::requeue(REPLAN_AFTER_NEWER_GENERATION));
     }
     view.confirm_missing(ctx).await?;

@@ -4,15 +4,13 @@
 use std::sync::Arc;
 
 use jobflow::api::{FlowPhase, JobFlow};
-use jobflow::planner::{pod_failure, pod_trouble};
+use jobflow::planner::{PeerFlow, pod_failure, pod_trouble, termination_message};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Event;
 
-use super::peers::{concurrency_key, is_peer_of};
 use super::queue::{FlowRef, Queue};
-use super::view::termination_message;
 use crate::kube::caches::Listener;
 use crate::kube::owner::labelled_flow;
 use crate::kube::slim::{CachedJob, CachedPod, pod_event};
@@ -81,7 +79,7 @@ fn flow_of<K: Resource>(object: &K) -> Option<FlowRef> {
 }
 
 fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
-    if concurrency_key(new).is_none() {
+    if new.spec.execution_policy.concurrency_key().is_none() {
         return false;
     }
     let Some(old) = old else { return true };
@@ -91,12 +89,12 @@ fn turn_may_change(old: Option<&JobFlow>, new: &JobFlow) -> bool {
 }
 
 fn unfinished_peers(flows: &Store<JobFlow>, flow: &JobFlow) -> Vec<FlowRef> {
-    if concurrency_key(flow).is_none() {
+    if flow.spec.execution_policy.concurrency_key().is_none() {
         return Vec::new();
     }
     flows
         .state_filter(|other| {
-            is_peer_of(other, flow)
+            PeerFlow::is_peer_of(other, flow)
                 && !other
                     .status
                     .as_ref()

@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(p.spec, None);
         assert_eq!(p.metadata.annotations, None);
         assert_eq!(p.metadata.labels.as_ref().unwrap()["job-name"], "j");
-        assert_eq!(crate::flows::view::termination_message(&p), Some("out"));
+        assert_eq!(jobflow::planner::termination_message(&p), Some("out"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Snapshot gauges recomputed from the cached flows at each scrape: nothing is counted up and
 //! down, so nothing drifts.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use jobflow::api::{FlowPhase, JobFlow, StepPhase};
+use jobflow::planner;
 
 /// The recomputed values.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -14,7 +15,8 @@ pub struct FlowGauges {
     pub steps: BTreeMap<&'static str, i64>,
     /// Steps waiting for approval.
     pub approvals_pending: i64,
-    /// Pending steps of running flows whose dependencies have all ended.
+    /// Pending steps of running flows that their dependencies let start
+    /// ([`planner::ready_steps`]).
     pub ready_steps: i64,
 }
 
@@ -36,40 +38,11 @@ pub fn compute_gauges<'a>(flows: impl IntoIterator<Item = &'a JobFlow>) -> FlowG
             }
         }
         if phase == Some(FlowPhase::Running) {
-            g.ready_steps += ready_steps(flow);
+            g.ready_steps +=
+                i64::try_from(planner::ready_steps(&flow.spec, status)).unwrap_or(i64::MAX);
         }
     }
     g
-}
-
-/// Pending steps whose dependencies (for `finally` steps: all regular steps) have ended.
-fn ready_steps(flow: &JobFlow) -> i64 {
-    let Some(status) = &flow.status else { return 0 };
-    let phases: BTreeMap<&str, StepPhase> = status
-        .steps
-        .iter()
-        .map(|s| (s.name.as_str(), s.phase))
-        .collect();
-    let ended = |name: &str| phases.get(name).is_some_and(|p| p.is_terminal());
-    let pending = |name: &str| phases.get(name) == Some(&StepPhase::Pending);
-    let regular_ended = flow.spec.steps.iter().all(|s| ended(&s.name));
-    let mut ready: BTreeSet<&str> = flow
-        .spec
-        .steps
-        .iter()
-        .filter(|s| pending(&s.name) && s.dependencies.iter().all(|d| ended(d)))
-        .map(|s| s.name.as_str())
-        .collect();
-    if regular_ended {
-        ready.extend(
-            flow.spec
-                .finally
-                .iter()
-                .filter(|s| pending(&s.name))
-                .map(|s| s.name.as_str()),
-        );
-    }
-    i64::try_from(ready.len()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -138,6 +111,23 @@ mod tests {
         assert_eq!(g.steps.get("PendingApproval"), Some(&1));
         assert_eq!(g.approvals_pending, 1);
         assert_eq!(g.ready_steps, 1, "only y: z waits for y");
+    }
+
+    #[test]
+    fn a_step_behind_a_failed_dependency_is_not_ready() {
+        let f = flow(
+            "a",
+            Some(FlowPhase::Running),
+            &[
+                ("x", &[], StepPhase::Failed),
+                ("y", &["x"], StepPhase::Pending),
+            ],
+        );
+        assert_eq!(
+            compute_gauges([&f]).ready_steps,
+            0,
+            "y is skipped, never started"
+        );
     }
 
     #[test]

@@ -296,7 +296,7 @@ async fn run(
         .map(|agent| agent.log_path().display().to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let watches = Watches::start(client, namespaces, args.engine).await?;
+    let watches = args.engine.watch(client, namespaces).await?;
     let pids = controllers.pids();
     let samplers: Vec<MemorySampler> = pids
         .iter()

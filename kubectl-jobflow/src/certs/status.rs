@@ -214,3 +214,38 @@ fn bundle_lines(
     }
     lines
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::report::tests::{config, secret, t0};
+    use super::*;
+    use jobflow::certs::CA_CRT;
+
+    #[test]
+    fn a_healthy_secret_and_bundle_render_ok_with_the_pending_request() {
+        let secret = secret();
+        let bundle = secret.data.as_ref().unwrap()[CA_CRT].0.clone();
+        let config = config(&bundle);
+        let now = t0() + jiff::SignedDuration::from_hours(1);
+        let report = report::report(
+            ("zen-flow-system", "jobflow-webhook-tls"),
+            Some(&secret),
+            ("jobflow-validating", Some(&config)),
+            None,
+            now,
+        );
+        let text = render(&report, &[], now);
+        assert!(
+            text.contains("Rotation:   r2:ca: pending (last done: r1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "caBundle:   in sync (jobflow-validating/validate.workflow.kube-zen.io, 1 CA(s))"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("OK\n"), "{text}");
+    }
+}

@@ -5,7 +5,7 @@ use std::io::Write;
 use jobflow::api::{StepPhase, StepType};
 use jobflow::labels;
 
-use super::{annotate, find_step, fresh_request_id, handled, qualified, step_phase, wait_for};
+use super::{annotate, find_step, finish, fresh_request_id, handled, qualified, step_phase};
 use crate::Verdict;
 use crate::cli::{ApproveArgs, RejectArgs, WaitArgs};
 use crate::connect::Cluster;
@@ -127,20 +127,22 @@ async fn decide(
             decision.noun()
         )?;
     }
-    if !wait.wait {
-        return Ok(Verdict::Positive);
-    }
     let what = format!("the agent to carry out the {}", decision.noun());
-    let flow = wait_for(cluster, flow_name, wait, &what, |flow| {
-        handled(flow, &key, &id)
-    })
-    .await?;
-    writeln!(
+    finish(
+        cluster,
+        flow_name,
+        wait,
+        &what,
+        |flow| handled(flow, &key, &id),
         out,
-        "step {step_name:?} {}; it is {}, the flow {}",
-        decision.past(),
-        step_phase(&flow, step_name).map_or_else(|| "Pending".to_owned(), style::step_phase),
-        style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
-    )?;
-    Ok(Verdict::Positive)
+        |flow| {
+            format!(
+                "step {step_name:?} {}; it is {}, the flow {}",
+                decision.past(),
+                step_phase(flow, step_name).map_or_else(|| "Pending".to_owned(), style::step_phase),
+                style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
+            )
+        },
+    )
+    .await
 }

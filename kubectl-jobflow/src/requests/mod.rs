@@ -10,6 +10,7 @@ mod retry;
 mod stop;
 mod suspend;
 
+use std::io::Write;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -23,9 +24,11 @@ pub use retry::retry;
 pub use stop::stop;
 pub use suspend::set_suspend;
 
+use crate::Verdict;
 use crate::cli::WaitArgs;
 use crate::connect::Cluster;
 use crate::error::Error;
+use crate::style;
 
 /// The field manager of the plugin's writes.
 pub const FIELD_MANAGER: &str = "kubectl-jobflow";
@@ -49,17 +52,13 @@ pub(crate) fn find_step<'a>(
     target: &str,
     name: &str,
 ) -> Result<&'a jobflow::api::Step, Error> {
-    let mut steps = flow.spec.steps.iter().chain(&flow.spec.finally);
-    steps
+    flow.all_steps()
         .find(|step| step.name == name)
         .ok_or_else(|| Error::StepNotFound {
             flow: target.to_owned(),
             step: name.to_owned(),
             known: flow
-                .spec
-                .steps
-                .iter()
-                .chain(&flow.spec.finally)
+                .all_steps()
                 .map(|step| step.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -133,6 +132,33 @@ pub(crate) async fn wait_for(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The end of a request: without `--wait` it is done; with it, waits until `done` holds (see
+/// [`wait_for`]) and writes what `report` says of the flow then.
+pub(crate) async fn finish(
+    cluster: &Cluster,
+    flow: &str,
+    wait: WaitArgs,
+    what: &str,
+    done: impl Fn(&JobFlow) -> bool,
+    out: &mut dyn Write,
+    report: impl FnOnce(&JobFlow) -> String,
+) -> Result<Verdict, Error> {
+    if !wait.wait {
+        return Ok(Verdict::Positive);
+    }
+    let flow = wait_for(cluster, flow, wait, what, done).await?;
+    writeln!(out, "{}", report(&flow))?;
+    Ok(Verdict::Positive)
+}
+
+/// `the flow is <phase>`: what a request says once the agent carried it out.
+pub(crate) fn flow_is(flow: &JobFlow) -> String {
+    format!(
+        "the flow is {}",
+        style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
+    )
 }
 
 /// Merge patches under the plugin's field manager.

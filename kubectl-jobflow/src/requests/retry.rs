@@ -5,7 +5,7 @@ use std::io::Write;
 use jobflow::api::{FlowPhase, StepPhase};
 use jobflow::labels;
 
-use super::{annotate, find_step, fresh_request_id, handled, qualified, step_phase, wait_for};
+use super::{annotate, find_step, finish, fresh_request_id, handled, qualified, step_phase};
 use crate::Verdict;
 use crate::cli::RetryArgs;
 use crate::connect::Cluster;
@@ -64,33 +64,31 @@ pub async fn retry(
         out,
         "jobflow {target}: retry of {what} requested (request {id})"
     )?;
-    if !args.wait.wait {
-        return Ok(Verdict::Positive);
-    }
-    let flow = wait_for(
+    finish(
         cluster,
         &args.flow,
         args.wait,
         "the agent to retry",
         |flow| keys.iter().all(|key| handled(flow, key, &id)),
-    )
-    .await?;
-    let status = flow.status.clone().unwrap_or_default();
-    let reset: Vec<&str> = status
-        .steps
-        .iter()
-        .filter(|step| !step.phase.is_terminal())
-        .map(|step| step.name.as_str())
-        .collect();
-    writeln!(
         out,
-        "retry carried out; the flow is {}, steps to run again: {}",
-        style::flow_phase(status.phase),
-        if reset.is_empty() {
-            "none (see the flow's Events)".to_owned()
-        } else {
-            reset.join(", ")
-        }
-    )?;
-    Ok(Verdict::Positive)
+        |flow| {
+            let status = flow.status.clone().unwrap_or_default();
+            let reset: Vec<&str> = status
+                .steps
+                .iter()
+                .filter(|step| !step.phase.is_terminal())
+                .map(|step| step.name.as_str())
+                .collect();
+            format!(
+                "retry carried out; the flow is {}, steps to run again: {}",
+                style::flow_phase(status.phase),
+                if reset.is_empty() {
+                    "none (see the flow's Events)".to_owned()
+                } else {
+                    reset.join(", ")
+                }
+            )
+        },
+    )
+    .await
 }

@@ -5,12 +5,11 @@ use std::io::Write;
 use jobflow::api::FlowPhase;
 use jobflow::labels;
 
-use super::{annotate, fresh_request_id, handled, qualified, wait_for};
+use super::{annotate, finish, flow_is, fresh_request_id, handled, qualified};
 use crate::Verdict;
 use crate::cli::SuspendArgs;
 use crate::connect::Cluster;
 use crate::error::Error;
-use crate::style;
 
 /// `stop FLOW`.
 pub async fn stop(
@@ -43,10 +42,7 @@ pub async fn stop(
         "jobflow {target}: stop requested ({}={id}); running Jobs are deleted, the rest skipped, finally steps run",
         labels::STOP
     )?;
-    if !args.wait.wait {
-        return Ok(Verdict::Positive);
-    }
-    let flow = wait_for(
+    finish(
         cluster,
         &args.flow,
         args.wait,
@@ -59,12 +55,8 @@ pub async fn stop(
                     .and_then(|status| status.phase)
                     .is_some_and(FlowPhase::is_terminal)
         },
-    )
-    .await?;
-    writeln!(
         out,
-        "the flow is {}",
-        style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
-    )?;
-    Ok(Verdict::Positive)
+        flow_is,
+    )
+    .await
 }

@@ -6,12 +6,11 @@ use jobflow::api::FlowPhase;
 use kube::api::Patch;
 use serde_json::json;
 
-use super::{patch_params, qualified, wait_for};
+use super::{finish, flow_is, patch_params, qualified};
 use crate::Verdict;
 use crate::cli::SuspendArgs;
 use crate::connect::Cluster;
 use crate::error::Error;
-use crate::style;
 
 /// `suspend FLOW` (`suspend` true) and `resume FLOW` (false).
 pub async fn set_suspend(
@@ -64,10 +63,7 @@ pub async fn set_suspend(
             "resumed"
         }
     )?;
-    if !args.wait.wait {
-        return Ok(Verdict::Positive);
-    }
-    let flow = wait_for(
+    finish(
         cluster,
         &args.flow,
         args.wait,
@@ -80,12 +76,8 @@ pub async fn set_suspend(
             let phase = status.and_then(|status| status.phase);
             observed >= generation && (phase == Some(FlowPhase::Suspended)) == suspend
         },
-    )
-    .await?;
-    writeln!(
         out,
-        "the flow is {}",
-        style::flow_phase(flow.status.as_ref().and_then(|status| status.phase))
-    )?;
-    Ok(Verdict::Positive)
+        flow_is,
+    )
+    .await
 }

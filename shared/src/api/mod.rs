@@ -1,5 +1,6 @@
 //! The `workflow.kube-zen.io/v1alpha1` API.
 
+pub mod conditions;
 pub mod reasons;
 pub mod schema;
 mod spec;

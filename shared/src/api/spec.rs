@@ -114,6 +114,15 @@ impl Default for ExecutionPolicy {
     }
 }
 
+impl ExecutionPolicy {
+    /// The `concurrencyKey`, if set and not empty (an empty key groups no flows).
+    pub fn concurrency_key(&self) -> Option<&str> {
+        self.concurrency_key
+            .as_deref()
+            .filter(|key| !key.is_empty())
+    }
+}
+
 fn default_ttl_seconds_after_finished() -> i64 {
     86_400
 }
@@ -421,9 +430,16 @@ impl Parameter {
     }
 }
 
+impl JobFlowSpec {
+    /// Every step, regular steps first, then finally steps (the DAG's index order).
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> + Clone {
+        self.steps.iter().chain(&self.finally)
+    }
+}
+
 impl JobFlow {
     /// Every step of the flow, regular steps first, then finally steps.
-    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
-        self.spec.steps.iter().chain(self.spec.finally.iter())
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> + Clone {
+        self.spec.all_steps()
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::api::{BackoffType, RetryPolicy};
-use crate::validation::limits::{MAX_BACKOFF, MAX_BACKOFF_FACTOR};
+use crate::limits::{MAX_BACKOFF, MAX_BACKOFF_FACTOR};
 use crate::validation::parse_duration;
 
 /// The wait before the retry that follows `retries_made` earlier retries:

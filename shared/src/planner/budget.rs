@@ -7,15 +7,13 @@
 //! A later step that reads a dropped output fails with a message naming it.
 
 use super::state::Planning;
+use crate::api::conditions::STATUS_TRIMMED;
 use crate::api::reasons;
 use crate::api::{Condition, JobFlowStatus, StepStatus};
 
 /// The most bytes the serialized status may take (etcd refuses objects over 1.5 MiB, and the
 /// spec needs room too).
 pub const MAX_STATUS_BYTES: usize = 512 * 1024;
-
-/// The type of the condition that says the status was trimmed.
-pub const STATUS_TRIMMED: &str = "StatusTrimmed";
 
 impl Planning<'_> {
     /// Trims the status to the budget, oldest finished steps first.

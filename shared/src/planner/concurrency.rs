@@ -31,7 +31,32 @@ pub fn has_turn(status: &JobFlowStatus) -> bool {
     status.start_time.is_some() && status.phase != Some(FlowPhase::Pending)
 }
 
+/// The other flows among `flows` that are concurrency peers of `flow` ([`PeerFlow::is_peer_of`]),
+/// oldest turn first ([`PeerFlow::turn`]).
+pub fn peers<'a>(flow: &JobFlow, flows: impl IntoIterator<Item = &'a JobFlow>) -> Vec<PeerFlow> {
+    if flow.spec.execution_policy.concurrency_key().is_none() {
+        return Vec::new();
+    }
+    let mut peers: Vec<PeerFlow> = flows
+        .into_iter()
+        .filter(|other| PeerFlow::is_peer_of(other, flow))
+        .filter_map(PeerFlow::of)
+        .collect();
+    peers.sort_by(|a, b| a.turn().cmp(&b.turn()));
+    peers
+}
+
 impl PeerFlow {
+    /// Whether `other` is a concurrency peer of `flow`: in the same namespace, another object
+    /// (a different UID) and with the same non-empty `concurrencyKey`.
+    pub fn is_peer_of(other: &JobFlow, flow: &JobFlow) -> bool {
+        flow.spec.execution_policy.concurrency_key().is_some()
+            && other.metadata.namespace == flow.metadata.namespace
+            && other.metadata.uid != flow.metadata.uid
+            && other.spec.execution_policy.concurrency_key()
+                == flow.spec.execution_policy.concurrency_key()
+    }
+
     /// How the concurrency rules see `flow`, or None for an object without a name.
     pub fn of(flow: &JobFlow) -> Option<Self> {
         let status = flow.status.as_ref();
@@ -72,11 +97,7 @@ impl Planning<'_> {
     /// Decides whether this flow may run, must wait, or must stop for a newer one.
     pub fn concurrency_gate(&self) -> Gate {
         let policy = &self.flow.spec.execution_policy;
-        let Some(key) = policy
-            .concurrency_key
-            .as_deref()
-            .filter(|key| !key.is_empty())
-        else {
+        let Some(key) = policy.concurrency_key() else {
             return Gate::Proceed;
         };
         let Some(mut me) = PeerFlow::of(self.flow) else {

@@ -3,11 +3,9 @@
 use jiff::SignedDuration;
 
 use super::state::{FlowFailure, MAX_CONDITION_MESSAGE, Planning, cut};
+use crate::api::conditions::{READY, STATUS_TRIMMED};
 use crate::api::reasons;
 use crate::api::{Condition, FlowPhase, Progress, StepPhase};
-
-/// The type of the flow's one condition.
-pub const READY: &str = "Ready";
 
 impl Planning<'_> {
     /// Settles the flow's phase, Ready condition, progress, TTL and events from its steps.
@@ -126,9 +124,9 @@ impl Planning<'_> {
         let message = cut(message, MAX_CONDITION_MESSAGE);
         let generation = self.flow.metadata.generation;
         let now = self.now_time();
-        self.status.conditions.retain(|condition| {
-            condition.type_ == READY || condition.type_ == super::STATUS_TRIMMED
-        });
+        self.status
+            .conditions
+            .retain(|condition| condition.type_ == READY || condition.type_ == STATUS_TRIMMED);
         match self
             .status
             .conditions

@@ -12,10 +12,13 @@ mod job_builder;
 mod job_outcome;
 mod naming;
 mod outputs;
+#[cfg(test)]
+mod peer_tests;
 mod pod_failure;
 mod pod_trouble;
 #[cfg(test)]
 mod properties;
+mod readiness;
 mod requests;
 mod resources;
 mod run;
@@ -33,14 +36,16 @@ mod tests;
 mod transitions;
 
 pub use backoff::backoff;
-pub use budget::{MAX_STATUS_BYTES, STATUS_TRIMMED};
+pub use budget::MAX_STATUS_BYTES;
 pub use compile::CompiledFlow;
+pub use concurrency::peers;
 pub use job_builder::{BuildJobError, BuiltJob, build_job};
 pub use job_outcome::{JobOutcome, job_outcome};
 pub use naming::{MAX_JOB_NAME, job_name, resource_name};
-pub use outputs::{MAX_OUTPUT_BYTES, ReadOutputsError, read_outputs};
+pub use outputs::{ReadOutputsError, read_outputs, termination_message};
 pub use pod_failure::{MAX_FAILURE_MESSAGE, pod_failure};
 pub use pod_trouble::{PodTrouble, pod_trouble};
+pub use readiness::ready_steps;
 pub use resources::resource_objects;
 pub use transitions::{Transitions, transitions};
 

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use crate::api::Parameter;
+use crate::limits::MAX_OUTPUT_BYTES;
 
 /// Why outputs could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,8 +32,19 @@ pub enum ReadOutputsError {
     },
 }
 
-/// The most bytes of outputs kept per step (names and values).
-pub const MAX_OUTPUT_BYTES: usize = 4 * 1024;
+/// The first non-empty termination message of a succeeded pod's containers.
+pub fn termination_message(pod: &Pod) -> Option<&str> {
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Succeeded") {
+        return None;
+    }
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.as_deref())
+        .find(|m| !m.is_empty())
+}
 
 /// Reads `parameters` from `termination_message` (or the Job for `.status` paths).
 pub fn read_outputs(

@@ -132,8 +132,8 @@ fn extreme_i32() -> impl Strategy<Value = i32> {
         Just(-1),
         Just(0),
         Just(1),
-        Just(crate::validation::limits::MAX_STEP_RETRIES),
-        Just(crate::validation::limits::MAX_BACKOFF_LIMIT),
+        Just(crate::limits::MAX_STEP_RETRIES),
+        Just(crate::limits::MAX_BACKOFF_LIMIT),
         Just(i32::MAX - 1),
         Just(i32::MAX),
         any::<i32>(),
@@ -141,7 +141,7 @@ fn extreme_i32() -> impl Strategy<Value = i32> {
 }
 
 fn extreme_i64() -> impl Strategy<Value = i64> {
-    use crate::validation::limits::{MAX_SECONDS, MAX_TTL_SECONDS};
+    use crate::limits::{MAX_SECONDS, MAX_TTL_SECONDS};
     prop_oneof![
         Just(i64::MIN),
         Just(0),
@@ -161,7 +161,7 @@ fn extreme_factor() -> impl Strategy<Value = Option<f64>> {
         Just(Some(f64::INFINITY)),
         Just(Some(-1.0)),
         Just(Some(1.0)),
-        Just(Some(crate::validation::limits::MAX_BACKOFF_FACTOR)),
+        Just(Some(crate::limits::MAX_BACKOFF_FACTOR)),
         Just(Some(1e300)),
         any::<f64>().prop_map(Some),
     ]
@@ -241,11 +241,11 @@ proptest! {
         failures in 0..4usize,
         offset in prop_oneof![Just(0i64), Just(3_600), Just(400 * 86_400), Just(200 * 365 * 86_400)],
     ) {
-        use crate::validation::limits::{MAX_BACKOFF, MAX_REQUEUE};
+        use crate::limits::{MAX_BACKOFF, MAX_REQUEUE};
         let compiled = CompiledFlow::compile(&spec);
         if compiled.is_ok() {
             let policy = &spec.spec.execution_policy;
-            prop_assert!(policy.ttl_seconds_after_finished <= crate::validation::limits::MAX_TTL_SECONDS);
+            prop_assert!(policy.ttl_seconds_after_finished <= crate::limits::MAX_TTL_SECONDS);
             let retry = spec.spec.steps[0].retry_policy.as_ref().unwrap();
             prop_assert!(super::backoff(retry, i32::MAX) <= MAX_BACKOFF);
         }

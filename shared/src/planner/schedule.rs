@@ -2,20 +2,11 @@
 
 use super::CompiledFlow;
 use super::job_builder::{build_job, literal_inputs};
+use super::readiness::{Readiness, readiness};
 use super::state::Planning;
 use crate::api::reasons;
 use crate::api::{FlowPhase, StepPhase, StepType};
 use crate::when::WhenScope;
-
-/// Why a step cannot start now.
-enum Readiness {
-    /// Every dependency ended as allowed.
-    Ready,
-    /// A dependency has not ended yet.
-    Waiting,
-    /// A dependency ended in a way that blocks this step; the message names the root cause.
-    Blocked(String),
-}
 
 impl Planning<'_> {
     /// Walks the steps in topological order, skipping, starting or holding each pending one.
@@ -127,47 +118,20 @@ impl Planning<'_> {
         }
     }
 
-    /// Whether step `index` may start, from its dependencies (and, for finally steps, from
-    /// every regular step having ended).
+    /// Whether step `index` may start, by [`readiness`], from its dependencies (and, for
+    /// finally steps, from every regular step having ended).
     fn readiness(&self, compiled: &CompiledFlow, index: usize) -> Readiness {
         let dag = &compiled.dag;
-        if dag.is_finally(index)
+        let waits_for_regular_steps = dag.is_finally(index)
             && (0..dag.regular_count())
-                .any(|regular| !self.status.steps[regular].phase.is_terminal())
-        {
-            return Readiness::Waiting;
-        }
-        let mut waiting = false;
-        for &dependency in dag.dependencies(index) {
-            let status = &self.status.steps[dependency];
-            match status.phase {
-                StepPhase::Succeeded => {}
-                StepPhase::Skipped if status.reason.as_deref() == Some(reasons::WHEN_FALSE) => {}
-                StepPhase::Failed if self.spec_step(dependency).continue_on_failure => {}
-                StepPhase::Failed => {
-                    return Readiness::Blocked(format!(
-                        "not run: dependency {} failed",
-                        status.name
-                    ));
-                }
-                StepPhase::Skipped => {
-                    let root = status.message.clone().unwrap_or_default();
-                    return Readiness::Blocked(if root.starts_with("not run:") {
-                        root
-                    } else {
-                        format!("not run: dependency {} was skipped ({root})", status.name)
-                    });
-                }
-                StepPhase::Pending | StepPhase::Running | StepPhase::PendingApproval => {
-                    waiting = true;
-                }
-            }
-        }
-        if waiting {
-            Readiness::Waiting
-        } else {
-            Readiness::Ready
-        }
+                .any(|regular| !self.status.steps[regular].phase.is_terminal());
+        let dependencies = dag.dependencies(index).iter().map(|&dependency| {
+            (
+                &self.status.steps[dependency],
+                self.spec_step(dependency).continue_on_failure,
+            )
+        });
+        readiness(waits_for_regular_steps, dependencies)
     }
 
     /// The outcome of the regular steps, for finally steps' `flow.phase`.

@@ -12,8 +12,8 @@ use super::{CompiledFlow, JobDeletion, Observed, Plan, PlannedEvent};
 use crate::api::reasons;
 use crate::api::{FlowPhase, JobFlow, JobFlowStatus, Step, StepPhase, StepStatus};
 use crate::dag::Dag;
+use crate::limits::MAX_REQUEUE;
 use crate::validation::ValidationErrors;
-use crate::validation::limits::MAX_REQUEUE;
 
 /// The longest message kept on a step.
 pub const MAX_STEP_MESSAGE: usize = 1024;

@@ -1106,7 +1106,7 @@ fn the_status_stays_within_its_budget_dropping_the_earliest_finished_first() {
     let trimmed = status
         .conditions
         .iter()
-        .find(|condition| condition.type_ == super::STATUS_TRIMMED)
+        .find(|condition| condition.type_ == crate::api::conditions::STATUS_TRIMMED)
         .expect("a StatusTrimmed condition");
     assert_eq!(trimmed.reason, reasons::STATUS_BUDGET_EXCEEDED);
     assert!(trimmed.message.contains("512 KiB"), "{}", trimmed.message);

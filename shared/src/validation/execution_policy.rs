@@ -1,9 +1,9 @@
 //! `spec.executionPolicy`: deadlines, limits, concurrency and the pod failure policy.
 
-use super::limits::{MAX_BACKOFF_LIMIT, MAX_TTL_SECONDS};
 use super::problems::Problems;
 use super::step::check_seconds;
 use crate::api::{ExecutionPolicy, ExitCodeOperator, PodFailurePolicy};
+use crate::limits::{MAX_BACKOFF_LIMIT, MAX_TTL_SECONDS};
 
 const PATH: &str = "spec.executionPolicy";
 const MAX_CONCURRENCY_KEY_LENGTH: usize = 63;

@@ -1,12 +1,38 @@
-//! Step names, dependencies and cycles.
+//! Step names, dependencies and cycles: the one place they are resolved, for validation and
+//! for [`Dag::build`].
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use super::LocatedStep;
 use super::names::{closest, step_name_problem};
 use super::problems::Problems;
-use crate::dag::{Ordered, find_cycles};
+use super::{LocatedStep, ValidationErrors, locate_steps};
+use crate::api::JobFlowSpec;
+use crate::dag::{Dag, Ordered, find_cycles};
+
+/// Why a flow's steps do not form a DAG: the problems validation finds in their names and
+/// dependencies, each at its field path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{problems}")]
+pub struct BuildDagError {
+    /// The problems, at least one.
+    pub problems: ValidationErrors,
+}
+
+impl Dag {
+    /// Builds the graph of `spec.steps` followed by `spec.finally`, once validation's graph
+    /// check passes: names valid and unique, dependencies listed once, naming other steps a step
+    /// may wait for, and no cycle.
+    pub fn build(spec: &JobFlowSpec) -> Result<Self, BuildDagError> {
+        let mut problems = Problems::default();
+        let (_, ordered) = check_graph(&locate_steps(spec), &mut problems);
+        problems
+            .into_report()
+            .into_result()
+            .map_err(|problems| BuildDagError { problems })?;
+        Ok(Self::from_ordered(spec, ordered))
+    }
+}
 
 /// Checks that names are valid and unique, that dependencies name other steps a step may wait
 /// for, and that no steps wait for each other in a circle. Returns the index of the first step

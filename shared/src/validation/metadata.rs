@@ -1,9 +1,11 @@
-//! Labels and annotations the agent puts on a step's Job and pods: Kubernetes' own rules, so the
-//! API server never refuses the Job for them.
+//! Labels and annotations the agent puts on a step's Job and pods, and the flow name it puts in
+//! a label: Kubernetes' own rules, so the API server never refuses the Job for them.
 
 use std::collections::BTreeMap;
 
 use super::problems::Problems;
+use crate::labels;
+use crate::limits::MAX_FLOW_NAME;
 
 /// The longest name part of a qualified name, and the longest label value.
 const MAX_NAME: usize = 63;
@@ -11,6 +13,23 @@ const MAX_NAME: usize = 63;
 const MAX_PREFIX: usize = 253;
 /// The most bytes all annotations of one object may take, keys and values together.
 const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// Checks that the flow's name (when it has one) fits the value of the label
+/// [`labels::FLOW`].
+pub(super) fn check_flow_name(name: Option<&str>, problems: &mut Problems) {
+    let Some(length) = name.map(|name| name.chars().count()) else {
+        return;
+    };
+    if length > MAX_FLOW_NAME {
+        problems.invalid(
+            "metadata.name",
+            format!(
+                "is {length} characters long; use a name of at most {MAX_FLOW_NAME} characters: the agent puts the flow's name in the label {} on every Job and pod, and a label value is at most {MAX_FLOW_NAME} characters",
+                labels::FLOW
+            ),
+        );
+    }
+}
 
 /// Checks labels found at `path` (e.g. `spec.steps[0].metadata.labels`).
 pub(super) fn check_labels(labels: &BTreeMap<String, String>, path: &str, problems: &mut Problems) {

@@ -8,7 +8,6 @@ mod duration;
 mod execution_policy;
 mod graph;
 mod job_template;
-pub mod limits;
 mod metadata;
 mod names;
 mod parameters;
@@ -20,11 +19,14 @@ mod step;
 mod update;
 
 #[cfg(test)]
+mod graph_tests;
+#[cfg(test)]
 mod template_tests;
 #[cfg(test)]
 mod tests;
 
 pub use duration::{ParseDurationError, parse_duration};
+pub use graph::BuildDagError;
 pub use problems::{FieldProblem, ProblemKind, ValidationErrors, ValidationReport};
 
 use crate::api::{JobFlow, JobFlowSpec, Step};
@@ -40,7 +42,7 @@ pub fn validate(flow: &JobFlow) -> Result<(), ValidationErrors> {
 /// Checks a flow and returns every problem and every warning found.
 pub fn report(flow: &JobFlow) -> ValidationReport {
     let mut problems = Problems::default();
-    check_spec(&flow.spec, &mut problems);
+    check_flow(flow, &mut problems);
     problems.into_report()
 }
 
@@ -55,7 +57,7 @@ pub(crate) struct Checked {
 /// [`validate`], keeping what the checks resolved.
 pub(crate) fn check(flow: &JobFlow) -> Result<Checked, ValidationErrors> {
     let mut problems = Problems::default();
-    let checked = check_spec(&flow.spec, &mut problems);
+    let checked = check_flow(flow, &mut problems);
     problems.into_report().into_result().map(|()| checked)
 }
 
@@ -82,6 +84,12 @@ struct LocatedStep<'a> {
     path: String,
     step: &'a Step,
     finally: bool,
+}
+
+/// Checks the flow's name, then its spec.
+fn check_flow(flow: &JobFlow, problems: &mut Problems) -> Checked {
+    metadata::check_flow_name(flow.metadata.name.as_deref(), problems);
+    check_spec(&flow.spec, problems)
 }
 
 fn check_spec(spec: &JobFlowSpec, problems: &mut Problems) -> Checked {

@@ -3,11 +3,11 @@
 use super::LocatedStep;
 use super::duration::parse_duration;
 use super::job_template::check_job_template;
-use super::limits::{MAX_BACKOFF, MAX_BACKOFF_FACTOR, MAX_SECONDS, MAX_STEP_RETRIES};
 use super::metadata::{check_annotations, check_labels};
 use super::parameters::{check_env_clashes, check_inputs_and_outputs};
 use super::problems::Problems;
 use crate::api::{RetryPolicy, StepType};
+use crate::limits::{MAX_BACKOFF, MAX_BACKOFF_FACTOR, MAX_SECONDS, MAX_STEP_RETRIES};
 
 /// Checks a step's type and template, retries, timeout, inputs and outputs.
 pub(super) fn check_step(located: &LocatedStep<'_>, problems: &mut Problems) {

@@ -883,3 +883,22 @@ fn resource_templates_need_unique_dns_names() {
             .contains("configMapTemplates[0].metadata.name: \"Bad_Name\" is not a DNS-1123 label")
     );
 }
+
+#[test]
+fn a_flow_name_must_fit_a_label_value() {
+    let mut long = flow(vec![job("a", &[])], vec![]);
+    long.metadata.name = Some("n".repeat(70));
+    let problems = problems_of(&long);
+    assert_one_problem(
+        &problems,
+        "metadata.name",
+        "is 70 characters long; use a name of at most 63 characters",
+    );
+    assert!(
+        problems[0].contains("label workflow.kube-zen.io/flow on every Job and pod"),
+        "{problems:#?}"
+    );
+
+    long.metadata.name = Some("n".repeat(63));
+    assert!(validate(&long).is_ok(), "{:?}", problems_of(&long));
+}

@@ -5,6 +5,7 @@ use cel::common::ast::{
 };
 
 use super::ParseWhenError;
+use crate::limits::MAX_OUTPUT_BYTES;
 
 const VARIABLES: [&str; 3] = ["steps", "flow", "parameters"];
 const STEP_FIELDS: [&str; 2] = ["phase", "outputs"];
@@ -311,8 +312,8 @@ pub(super) const MAX_DEPTH: usize = 32;
 pub(super) const MAX_COST: u64 = 1_000_000;
 
 /// The most elements a comprehension over data (not a literal list) is assumed to visit:
-/// outputs are at most `MAX_OUTPUT_BYTES` long, so no map or list read from them is longer.
-const MAX_ITERATIONS: u64 = crate::planner::MAX_OUTPUT_BYTES as u64;
+/// outputs are at most [`MAX_OUTPUT_BYTES`] long, so no map or list read from them is longer.
+const MAX_ITERATIONS: u64 = MAX_OUTPUT_BYTES as u64;
 
 /// Rejects an expression nested deeper than [`MAX_DEPTH`] or costlier than [`MAX_COST`], so
 /// evaluating it stays cheap whatever the data (CEL 0.15 has no runtime cost limit).

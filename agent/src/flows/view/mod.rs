@@ -11,14 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jobflow::api::JobFlow;
-use jobflow::planner::{Observed, PeerFlow, Refusal};
+use jobflow::planner::{Observed, PeerFlow, Refusal, peers};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 
-pub use pods::termination_message;
-
-use super::peers::{concurrency_key, is_peer_of, peers};
 use crate::kube::caches::Caches;
 use crate::kube::index::{Compiled, Kind};
 use crate::kube::owner::{flow_key, is_flow_object};
@@ -82,12 +79,12 @@ impl View {
             .filter_map(|name| caches.pods.get(&ObjectRef::new(&name).within(&key.0)))
             .map(|pod| pod.pod())
             .collect();
-        let peers = match concurrency_key(&flow) {
+        let peers = match flow.spec.execution_policy.concurrency_key() {
             // Peers as this agent last wrote them, even before the watch delivers those writes.
             Some(_) => {
                 let others: Vec<Arc<JobFlow>> = caches
                     .flows
-                    .state_filter(|other| is_peer_of(other, &flow))
+                    .state_filter(|other| PeerFlow::is_peer_of(other, &flow))
                     .into_iter()
                     .map(|other| caches.index.freshest(other, now))
                     .collect();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use jobflow::planner::{PodTrouble, pod_failure, pod_trouble};
+use jobflow::planner::{PodTrouble, pod_failure, pod_trouble, termination_message};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -76,20 +76,6 @@ fn controller_job_uid(pod: &Pod) -> Option<&str> {
         .flatten()
         .find(|owner| owner.controller == Some(true) && owner.kind == "Job")
         .map(|owner| owner.uid.as_str())
-}
-
-/// The first non-empty termination message of a succeeded pod's containers.
-pub fn termination_message(pod: &Pod) -> Option<&str> {
-    let status = pod.status.as_ref()?;
-    if status.phase.as_deref() != Some("Succeeded") {
-        return None;
-    }
-    status
-        .container_statuses
-        .iter()
-        .flatten()
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.message.as_deref())
-        .find(|m| !m.is_empty())
 }
 
 #[cfg(test)]
