@@ -63,10 +63,7 @@ async fn a_refused_job_create_is_kept_and_fails_its_step_in_the_next_plan() {
     assert_eq!(step(&written, "a").phase, StepPhase::Running);
     assert_eq!(job_of(&written, "a"), (a_name, Some("uid-a".to_owned())));
     assert_eq!(job_of(&written, "b"), (b_name.clone(), None));
-    assert!(
-        !h.server.events().await.is_empty(),
-        "the plan's Events follow"
-    );
+    assert_eq!(h.server.events().await, [reasons::FLOW_STARTED]);
     let action = run.await.unwrap().unwrap();
     assert_eq!(action, Action::requeue(Duration::from_millis(100)));
     let refused = h.ctx.caches.index.refused(&flow);
@@ -89,11 +86,7 @@ async fn a_refused_job_create_is_kept_and_fails_its_step_in_the_next_plan() {
             .contains("63 characters")
     );
     assert_eq!(step(&written, "a").phase, StepPhase::Running);
-    let events = h.server.events().await;
-    assert!(
-        events.iter().any(|reason| reason == reasons::STEP_FAILED),
-        "{events:?}"
-    );
+    assert_eq!(h.server.events().await, [reasons::STEP_FAILED]);
     run.await.unwrap().unwrap();
 }
 
@@ -122,7 +115,7 @@ async fn a_conflicting_status_write_fails_the_reconcile_before_any_event() {
     let status = h.server.expect(Method::PATCH, &status_path("f")).await;
     let written = status.written(&stored, "2");
     assert_eq!(job_of(&written, "a").1.as_deref(), Some("uid-a"));
-    assert!(!h.server.events().await.is_empty());
+    assert_eq!(h.server.events().await, [reasons::FLOW_STARTED]);
     run.await.unwrap().unwrap();
 }
 
@@ -144,7 +137,7 @@ async fn a_job_create_that_never_answers_times_out_after_the_status_write() {
     let written = status.written(&stored, "2");
     assert_eq!(step(&written, "a").phase, StepPhase::Running);
     assert_eq!(job_of(&written, "a"), (name.clone(), None));
-    h.server.events().await;
+    assert_eq!(h.server.events().await, [reasons::FLOW_STARTED]);
     let error = run.await.unwrap().unwrap_err();
     assert!(
         matches!(&error, Error::CreateJob { name: failed, source: CallError::TimedOut { timeout } }
@@ -167,7 +160,7 @@ async fn a_job_create_that_never_answers_times_out_after_the_status_write() {
     let status = h.server.expect(Method::PATCH, &status_path("f")).await;
     let written = status.written(&stored, "3");
     assert_eq!(job_of(&written, "a"), (name, Some("uid-a".to_owned())));
-    h.server.events().await;
+    assert!(h.server.events().await.is_empty(), "the flow started once");
     run.await.unwrap().unwrap();
 }
 
@@ -251,10 +244,10 @@ async fn a_job_the_api_server_lacks_or_holds_under_another_uid_fails_its_step() 
         let a = step(&written, "a");
         assert_eq!(a.phase, StepPhase::Failed, "{answer}");
         assert_eq!(a.reason.as_deref(), Some(reasons::JOB_DELETED), "{answer}");
-        let events = h.server.events().await;
-        assert!(
-            events.iter().any(|reason| reason == reasons::STEP_FAILED),
-            "{answer}: {events:?}"
+        assert_eq!(
+            h.server.events().await,
+            [reasons::STEP_FAILED, reasons::FLOW_FAILED],
+            "{answer}"
         );
         run.await.unwrap().unwrap();
     }
