@@ -11,6 +11,13 @@ pub mod reconcile;
 pub mod triggers;
 pub mod view;
 
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+mod mock;
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
+mod reconcile_tests;
+
 use std::future::Future;
 use std::sync::Arc;
 
