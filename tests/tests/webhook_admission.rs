@@ -104,6 +104,21 @@ async fn bootstrap_creates_the_secret_injects_the_ca_bundle_and_refuses_invalid_
                 .build();
             assert_eq!(create_through_webhook(&flows, &valid, TIMEOUT).await?, None);
 
+            // A name longer than a label value would have been accepted, and its first Job
+            // refused by the API server (the flow label holds the name): refused at admission.
+            let long_name = "a".repeat(70);
+            let long = FlowBuilder::new(&long_name)
+                .step(StepBuilder::new("a", &FakePod::succeed()))
+                .build();
+            let denial = create_through_webhook(&flows, &long, TIMEOUT).await?;
+            assert_eq!(denial, Some(expected_denial(&long)?));
+            let denial = denial.unwrap_or_default();
+            assert!(
+                denial.contains("metadata.name") && denial.contains("at most 63 characters"),
+                "{denial}"
+            );
+            assert!(flows.get_opt(&long_name).await?.is_none());
+
             let metric = |labels: &'static [(&'static str, &'static str)]| {
                 let agent = &agent;
                 async move {
