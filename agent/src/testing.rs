@@ -1,13 +1,14 @@
 //! Objects for the unit tests: flows, Jobs and pods as the API server would return them.
 
 use jiff::Timestamp;
-use jobflow::api::{JobFlow, JobFlowSpec};
+use jobflow::api::{JobFlow, JobFlowSpec, Step};
 use jobflow::labels;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use serde_json::json;
 
 /// A flow in namespace `ns` with `uid`, an optional concurrency key, created at second `created`.
 pub fn flow(name: &str, uid: &str, key: Option<&str>, created: i64) -> JobFlow {
@@ -76,4 +77,30 @@ pub fn pod(name: &str, job_label: (&str, &str), phase: &str, message: Option<&st
             ..PodStatus::default()
         }),
     }
+}
+
+/// A flow with two steps and a finally step, one of them without a template (manual), at
+/// `generation` (resourceVersion 1).
+pub fn with_templates(generation: i64) -> JobFlow {
+    let mut f = flow("f", "u", None, 0);
+    f.metadata.generation = Some(generation);
+    f.metadata.resource_version = Some("1".into());
+    let step = |name: &str, template: Option<serde_json::Value>| {
+        let mut step: Step = serde_json::from_value(json!({"name": name})).unwrap();
+        step.template = template;
+        step
+    };
+    let job = |arg: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox", "args": [arg]}]}}}})
+    };
+    f.spec.steps = vec![step("a", Some(job("a"))), step("gate", None)];
+    f.spec.finally = vec![step("z", Some(job("{{steps.a.phase}}")))];
+    f
+}
+
+/// `flow` as JSON, to compare flows whole.
+pub fn json_of(flow: &JobFlow) -> serde_json::Value {
+    serde_json::to_value(flow).unwrap()
 }

@@ -79,31 +79,7 @@ fn steps_mut(flow: &mut JobFlow) -> impl Iterator<Item = &mut Step> {
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::testing::flow;
-    use serde_json::json;
-
-    fn json_of(flow: &JobFlow) -> serde_json::Value {
-        serde_json::to_value(flow).unwrap()
-    }
-
-    /// A flow with two steps and a finally step, one of them without a template (manual).
-    fn with_templates(generation: i64) -> JobFlow {
-        let mut f = flow("f", "u", None, 0);
-        f.metadata.generation = Some(generation);
-        let step = |name: &str, template: Option<serde_json::Value>| {
-            let mut step: Step = serde_json::from_value(json!({"name": name})).unwrap();
-            step.template = template;
-            step
-        };
-        let job = |arg: &str| {
-            json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": "main", "image": "busybox", "args": [arg]}]}}}})
-        };
-        f.spec.steps = vec![step("a", Some(job("a"))), step("gate", None)];
-        f.spec.finally = vec![step("z", Some(job("{{steps.a.phase}}")))];
-        f
-    }
+    use crate::testing::{json_of, with_templates};
 
     #[test]
     fn the_flow_keeps_no_template_and_restore_gives_them_all_back() {

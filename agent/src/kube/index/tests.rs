@@ -1,13 +1,13 @@
 use std::time::Instant;
 
 use jobflow::api::reasons;
-use jobflow::api::{FlowPhase, JobFlowStatus, Step};
+use jobflow::api::{FlowPhase, JobFlowStatus};
 use kube::runtime::reflector::{self, store::Writer};
 use serde_json::json;
 
 use super::*;
 use crate::kube::slim::CachedJob;
-use crate::testing::{flow, job};
+use crate::testing::{flow, job, json_of, with_templates};
 
 /// A flow cache and the index, fed as the watch feeds them.
 struct Flows {
@@ -51,30 +51,6 @@ impl Flows {
             _ => unreachable!(),
         }
     }
-}
-
-/// A flow with two steps and a finally step, one of them without a template (manual).
-fn with_templates(generation: i64) -> JobFlow {
-    let mut f = flow("f", "u", None, 0);
-    f.metadata.generation = Some(generation);
-    f.metadata.resource_version = Some("1".into());
-    let step = |name: &str, template: Option<serde_json::Value>| {
-        let mut step: Step = serde_json::from_value(json!({"name": name})).unwrap();
-        step.template = template;
-        step
-    };
-    let job = |arg: &str| {
-        json!({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": "busybox", "args": [arg]}]}}}})
-    };
-    f.spec.steps = vec![step("a", Some(job("a"))), step("gate", None)];
-    f.spec.finally = vec![step("z", Some(job("{{steps.a.phase}}")))];
-    f
-}
-
-fn json_of(flow: &JobFlow) -> serde_json::Value {
-    serde_json::to_value(flow).unwrap()
 }
 
 fn cached_job(name: &str, flow: &str) -> CachedJob {
