@@ -23,6 +23,9 @@ namespace=zen-flow-demo
 agent_namespace=zen-flow-system
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+say "Checking this machine's packages (installs what is missing when run as root)"
+bash tests/cluster/setup.sh
+
 say "Building the control plane and its real node's kubelet (cached after the first run), and the plugin"
 bash tests/cluster/build.sh
 cargo build --quiet -p kubectl-jobflow

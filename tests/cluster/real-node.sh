@@ -67,14 +67,11 @@ real_node_ports_env() {
     "POD_CIDR=$POD_CIDR" "NODE_IP=$NODE_IP"
 }
 
-# real_node_tools: fails naming what is missing (.ci/run installs it from Debian's packages).
+# real_node_tools: fails naming what is missing: the host's packages by setup.sh's one list
+# (with the command that installs them), and the kubelet and kube-proxy build.sh makes.
 real_node_tools() {
   local tool missing=()
-  for tool in containerd containerd-shim-runc-v2 ctr runc iptables ip6tables iptables-save umoci skopeo gcc; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-  done
-  [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] ||
-    missing+=("/usr/lib/cni/{bridge,host-local,loopback} (containernetworking-plugins)")
+  ZEN_FLOW_REAL_NODE=1 bash "$(dirname "${BASH_SOURCE[0]}")/setup.sh" --check || return 1
   for tool in kubelet kube-proxy; do [ -x "$CLUSTER_BIN/$tool" ] || missing+=("$CLUSTER_BIN/$tool (build.sh)"); done
   [ "${#missing[@]}" = 0 ] && return
   log "the real node needs: ${missing[*]} (or start with ZEN_FLOW_REAL_NODE=0)"

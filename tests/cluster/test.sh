@@ -43,6 +43,10 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The host's packages and toolchains first (installed as root when missing), then the check of
+# that check: a hidden binary must be reported at once with its install command.
+stage setup bash tests/cluster/setup.sh
+stage setup-check bash tests/cluster/setup-test.sh
 stage fmt cargo fmt --all -- --check
 # Lints need no control plane: a lint failure is reported before minutes of cluster start-up.
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
