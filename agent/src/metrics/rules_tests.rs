@@ -1,6 +1,7 @@
 //! The shipped monitoring (`deploy/monitoring/`) names only series the agent exports, grouped
 //! and filtered by labels they have: the PrometheusRule's alerts and the Grafana dashboard's
 //! panels. Every alert is complete; every panel queries at least one `zen_flow_*` series.
+//! Every alert links its section of `docs/runbooks.md`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +13,10 @@ use super::{Cert, Metrics, Source};
 
 const RULE: &str = include_str!("../../../deploy/monitoring/prometheusrule.yaml");
 const DASHBOARD: &str = include_str!("../../../deploy/monitoring/grafana-dashboard.json");
+const RUNBOOKS: &str = include_str!("../../../docs/runbooks.md");
+
+/// Where an alert's `runbook_url` points: the runbooks as GitHub renders them.
+const RUNBOOK_URL: &str = "https://github.com/kube-zen/zen-flow/blob/main/docs/runbooks.md#";
 
 /// Labels Prometheus adds to every scraped series (deploy/monitoring/servicemonitor.yaml's
 /// target labels), which an expression may group by although the agent never sets them.
@@ -174,6 +179,116 @@ fn every_alert_names_exported_series_and_is_complete() {
         );
         check_expression(name, alert["expr"].as_str().unwrap(), &text);
     }
+}
+
+/// The anchors GitHub gives the headings of `markdown` (outside code fences): the heading's
+/// text lowercased, every character but letters, digits, `-`, `_` and spaces dropped, spaces
+/// turned into `-`; a repeated anchor gets `-1`, `-2`, ...
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut anchors: Vec<String> = Vec::new();
+    let mut fenced = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let Some(text) = line
+            .strip_prefix('#')
+            .map(|rest| rest.trim_start_matches('#'))
+            .and_then(|rest| rest.strip_prefix(' '))
+        else {
+            continue;
+        };
+        if fenced {
+            continue;
+        }
+        let base: String = text
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let mut anchor = base.clone();
+        let mut n = 0;
+        while anchors.contains(&anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        anchors.push(anchor);
+    }
+    anchors
+}
+
+/// Every alert's `runbook_url` in `rule` that is missing or names no heading of `runbooks`.
+fn runbook_problems(rule: &str, runbooks: &str) -> Vec<String> {
+    let rule: serde_json::Value = serde_yaml_ng::from_str(rule).unwrap();
+    let anchors = anchors(runbooks);
+    let mut problems = Vec::new();
+    for group in rule["spec"]["groups"].as_array().unwrap() {
+        for alert in group["rules"].as_array().unwrap() {
+            let name = alert["alert"].as_str().unwrap();
+            let Some(url) = alert["annotations"]["runbook_url"].as_str() else {
+                problems.push(format!("{name} has no runbook_url"));
+                continue;
+            };
+            match url.strip_prefix(RUNBOOK_URL) {
+                Some(anchor) if anchors.iter().any(|a| a == anchor) => {}
+                Some(anchor) => problems.push(format!(
+                    "{name}: docs/runbooks.md has no heading with the anchor #{anchor}"
+                )),
+                None => problems.push(format!("{name}: {url} does not start with {RUNBOOK_URL}")),
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_alert_links_its_runbook_section() {
+    let problems = runbook_problems(RULE, RUNBOOKS);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The runbooks' own links between sections land too.
+    let anchors = anchors(RUNBOOKS);
+    for link in RUNBOOKS.split("](#").skip(1) {
+        let anchor = &link[..link.find(')').unwrap()];
+        assert!(
+            anchors.iter().any(|a| a == anchor),
+            "docs/runbooks.md links #{anchor}, which is none of its headings"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_dangling_runbook_url_is_found() {
+    let runbooks = "# Runbooks\n\n## ZenFlowA\n\n```sh\n# ZenFlowB\n```\n\n## Moving to cert-manager (`--cert-mode external`)\n";
+    assert_eq!(
+        anchors(runbooks),
+        [
+            "runbooks",
+            "zenflowa",
+            "moving-to-cert-manager---cert-mode-external"
+        ]
+    );
+    let rule = |annotations: &str| {
+        format!(
+            "spec:\n  groups:\n    - rules:\n        - alert: ZenFlowA\n          annotations: {{{annotations}}}\n"
+        )
+    };
+    let url = |anchor: &str| format!("runbook_url: \"{RUNBOOK_URL}{anchor}\"");
+    assert_eq!(
+        runbook_problems(&rule(&url("zenflowa")), runbooks),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        runbook_problems(&rule("summary: x"), runbooks),
+        ["ZenFlowA has no runbook_url"]
+    );
+    assert_eq!(
+        runbook_problems(&rule(&url("zenflowb")), runbooks),
+        ["ZenFlowA: docs/runbooks.md has no heading with the anchor #zenflowb"]
+    );
+    assert_eq!(anchors("## A\n## A\n## A-1\n"), ["a", "a-1", "a-1-1"]);
 }
 
 #[test]
