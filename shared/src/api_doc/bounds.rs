@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::limits::{
     MAX_BACKOFF, MAX_BACKOFF_FACTOR, MAX_BACKOFF_LIMIT, MAX_FLOW_NAME, MAX_OUTPUT_BYTES,
-    MAX_SECONDS, MAX_STEP_RETRIES, MAX_TTL_SECONDS,
+    MAX_SECONDS, MAX_STEP_NAME_LENGTH, MAX_STEP_RETRIES, MAX_TTL_SECONDS,
 };
 
 /// A field the schema leaves to the API server's object metadata, documented for its limit.
@@ -38,6 +38,10 @@ pub fn limits_for(path: &str) -> Vec<String> {
         ("metadata.name", _) => vec![limit(
             &format!("at most {MAX_FLOW_NAME} characters"),
             "MAX_FLOW_NAME",
+        )],
+        (_, Some("name")) => vec![limit(
+            &format!("at most {MAX_STEP_NAME_LENGTH} characters"),
+            "MAX_STEP_NAME_LENGTH",
         )],
         ("spec.executionPolicy.ttlSecondsAfterFinished", _) => vec![limit(
             &format!("at most {MAX_TTL_SECONDS} ({})", days(MAX_TTL_SECONDS)),
@@ -99,7 +103,7 @@ mod tests {
             assert_eq!(found.len(), 1, "{prefix}");
             assert!(found[0].contains("MAX_STEP_RETRIES"), "{found:?}");
         }
-        assert!(limits_for("spec.steps[].name").is_empty());
+        assert!(limits_for("spec.steps[].when").is_empty());
     }
 
     #[test]
