@@ -3,6 +3,7 @@
 //! Nothing here talks to the network; the agent and the kubectl plugin do IO around it.
 
 pub mod api;
+pub mod api_doc;
 pub mod certs;
 pub mod crd;
 pub mod dag;

@@ -35,6 +35,10 @@ pub const MAX_OUTPUT_BYTES: usize = 4 * 1024;
 /// `workflow.kube-zen.io/flow` on every Job and pod, and a label value is at most 63 characters.
 pub const MAX_FLOW_NAME: usize = 63;
 
+/// The longest step name (`steps[].name`, `finally[].name`): Job names are
+/// `<flow>-<step>-<attempt>` and must fit in 63 characters.
+pub const MAX_STEP_NAME_LENGTH: usize = 48;
+
 /// The longest the agent waits before looking at a flow again, whatever is due: a flow whose
 /// next event is days away is still looked at hourly, and no timer is set past tokio's horizon.
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);

@@ -244,7 +244,9 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
 
-    /// New attempts after a failure.
+    /// New attempts after a failed attempt (including one past `timeoutSeconds`): up to `limit`
+    /// more, each after the `backoff` wait, while the flow's `executionPolicy.backoffLimit` has
+    /// retries left. Unset means the first failure is final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
 

@@ -1,7 +1,6 @@
 //! Step names: DNS-1123 labels short enough for readable Job names, and spelling suggestions.
 
-/// The longest step name: Job names are `<flow>-<step>-<attempt>` and must fit in 63 characters.
-pub(super) const MAX_STEP_NAME_LENGTH: usize = 48;
+use crate::limits::MAX_STEP_NAME_LENGTH;
 
 /// What is wrong with `name` as a step name, with how to fix it; None when it is fine.
 pub(super) fn step_name_problem(name: &str) -> Option<String> {
