@@ -67,21 +67,30 @@ pub fn render_crd_yaml() -> Result<String, RenderCrdError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The committed CRD must be what the types generate: run
     /// `cargo run -p jobflow --bin crdgen` after changing the API.
     #[test]
     fn committed_crd_matches_the_types() {
+        assert_committed(
+            CRD_PATH,
+            &render_crd_yaml().unwrap(),
+            "cargo run -p jobflow --bin crdgen",
+        );
+    }
+
+    /// Fails unless the committed file at `path` (from the repository root) is `generated`,
+    /// saying which `command` regenerates it.
+    pub(crate) fn assert_committed(path: &str, generated: &str, command: &str) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
-            .join(CRD_PATH);
+            .join(path);
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        let generated = render_crd_yaml().unwrap();
         assert!(
             committed == generated,
-            "{} is stale: run `cargo run -p jobflow --bin crdgen` and commit the result",
+            "{} is stale: run `{command}` and commit the result",
             path.display()
         );
     }

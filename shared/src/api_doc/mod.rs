@@ -78,15 +78,10 @@ mod tests {
     /// after changing the API.
     #[test]
     fn committed_api_doc_matches_the_crd() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(API_DOC_PATH);
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        let generated = render_api_doc().unwrap();
-        assert!(
-            committed == generated,
-            "{} is stale: run `{API_DOC_COMMAND}` and commit the result",
-            path.display()
+        crate::crd::tests::assert_committed(
+            API_DOC_PATH,
+            &render_api_doc().unwrap(),
+            API_DOC_COMMAND,
         );
     }
 

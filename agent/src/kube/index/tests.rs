@@ -66,14 +66,19 @@ fn key(name: &str) -> FlowKey {
     ("ns".to_owned(), name.to_owned())
 }
 
-#[test]
-fn finds_a_flows_objects_and_forgets_deleted_ones() {
+/// Feeds Job watch events to a Job cache and to `index`, as the Job watch does.
+fn job_feed(index: &FlowIndex) -> impl FnMut(Event<CachedJob>) + '_ {
     let (store, mut writer) = reflector::store::<CachedJob>();
-    let index = FlowIndex::default();
-    let mut feed = |event: Event<CachedJob>| {
+    move |event| {
         writer.apply_watcher_event(&event);
         index.apply(Kind::Jobs, &store, &event);
-    };
+    }
+}
+
+#[test]
+fn finds_a_flows_objects_and_forgets_deleted_ones() {
+    let index = FlowIndex::default();
+    let mut feed = job_feed(&index);
     feed(Event::Init);
     feed(Event::InitApply(cached_job("f-a-1", "f")));
     feed(Event::InitApply(cached_job("g-a-1", "g")));
@@ -98,12 +103,8 @@ fn finds_a_flows_objects_and_forgets_deleted_ones() {
 
 #[test]
 fn a_relist_drops_what_it_no_longer_lists() {
-    let (store, mut writer) = reflector::store::<CachedJob>();
     let index = FlowIndex::default();
-    let mut feed = |event: Event<CachedJob>| {
-        writer.apply_watcher_event(&event);
-        index.apply(Kind::Jobs, &store, &event);
-    };
+    let mut feed = job_feed(&index);
     feed(Event::Init);
     feed(Event::InitApply(cached_job("f-a-1", "f")));
     feed(Event::InitDone);
